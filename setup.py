@@ -1,0 +1,49 @@
+"""Install with ``make install`` (see README): mmcv must be built from source
+against an already installed torch, which ``pip install`` alone cannot do."""
+import os.path as osp
+
+from setuptools import find_packages, setup
+
+here = osp.dirname(osp.abspath(__file__))
+version = {}
+with open(osp.join(here, 'convmlp_mm', 'version.py')) as f:
+    exec(f.read(), version)
+with open(osp.join(here, 'README.md'), encoding='utf-8') as f:
+    long_description = f.read()
+
+setup(
+    name='convmlp_mm',
+    version=version['__version__'],
+    description='ConvMLP backbone, configs and tools for mmdet 3 and '
+    'mmsegmentation 1',
+    long_description=long_description,
+    long_description_content_type='text/markdown',
+    packages=find_packages(include=['convmlp_mm', 'convmlp_mm.*']),
+    python_requires='>=3.8',
+    install_requires=[
+        # torch >= 2.14 needs C++20, which the mmcv 2.1.0 build does not use.
+        'torch>=2.0,<2.14',
+        'mmengine==0.10.7',
+        # mmdet 3.3 and mmseg 1.2 refuse mmcv >= 2.2; built with its C++ ops.
+        'mmcv==2.1.0',
+        'mmdet==3.3.0',
+        'mmsegmentation==1.2.2',
+        # mmsegmentation 1.2.2 imports these without declaring them.
+        'ftfy',
+        'regex',
+        'pycocotools',
+        # mmengine 0.10.7 imports pkg_resources for mmdet::/mmseg:: bases.
+        'setuptools>=77.0.3,<82',
+        'matplotlib',
+    ],
+    extras_require={
+        'tests': ['pytest>=7', 'openmim'],
+        'mim': ['openmim'],
+    },
+    include_package_data=True,
+    license='Apache-2.0',
+    classifiers=[
+        'Programming Language :: Python :: 3',
+        'Topic :: Scientific/Engineering :: Artificial Intelligence',
+    ],
+)
