@@ -1,0 +1,11 @@
+# RetinaNet, ConvMLP-S backbone, 1x schedule on COCO (paper Table 5).
+_base_ = './_base_/retinanet_convmlp_fpn_1x_coco.py'
+
+model = dict(
+    backbone=dict(
+        arch='s',
+        init_cfg=dict(
+            checkpoint='https://shi-labs.com/projects/convmlp/checkpoints/'
+            'convmlp_s_imagenet.pth')),
+    # ConvMLP-S widths of levels 1-3 (strides 8, 16, 32).
+    neck=dict(in_channels=[128, 256, 512]))

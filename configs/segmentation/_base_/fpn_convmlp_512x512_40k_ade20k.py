@@ -1,0 +1,57 @@
+# Semantic FPN with a ConvMLP backbone on ADE20K, the paper's AdamW poly
+# schedule (section 4.6, following PVT). Sizes:
+# ../fpn_convmlp_{s,m,l}_512x512_40k_ade20k.py set the arch, the ImageNet
+# checkpoint and the neck's input widths; this base is ConvMLP-S.
+_base_ = ['mmseg::sem_fpn/fpn_r50_4xb4-160k_ade20k-512x512.py']
+
+custom_imports = dict(imports=['convmlp_mm'], allow_failed_imports=False)
+
+# SyncBN, as the mmseg base: mmengine's Runner keeps it when training is
+# distributed and turns it into plain BN otherwise (and for CPU-only
+# distributed runs, which torch's SyncBN does not support, convmlp_mm's
+# launcher does the same: see convmlp_mm/runner.py).
+norm_cfg = dict(type='SyncBN', requires_grad=True)
+model = dict(
+    # EncoderDecoder would push this into the backbone as ``pretrained``;
+    # the backbone's own init_cfg names the ImageNet checkpoint instead.
+    pretrained=None,
+    backbone=dict(
+        _delete_=True,  # no ResNetV1c depth/dilations/... leaking in
+        type='ConvMLP',
+        arch='s',
+        # Semantic FPN fuses all four levels (strides 4, 8, 16, 32).
+        out_indices=(0, 1, 2, 3),
+        drop_path_rate=0.1,
+        frozen_stages=-1,
+        norm_eval=False,
+        norm_cfg=norm_cfg,
+        init_cfg=dict(
+            type='Pretrained',
+            checkpoint='https://shi-labs.com/projects/convmlp/checkpoints/'
+            'convmlp_s_imagenet.pth')),
+    neck=dict(in_channels=[64, 128, 256, 512], num_outs=4),
+    decode_head=dict(num_classes=150))
+
+# Paper section 4.6: AdamW lr 2e-4, weight decay 1e-4, poly decay (power
+# 0.9) to 0 every iteration, 40k iterations, random resize + 512x512 crops
+# (the base's pipeline).
+optim_wrapper = dict(
+    type='OptimWrapper',
+    optimizer=dict(_delete_=True, type='AdamW', lr=2e-4, weight_decay=1e-4),
+    clip_grad=None)
+param_scheduler = [
+    dict(
+        type='PolyLR',
+        eta_min=0.0,
+        power=0.9,
+        begin=0,
+        end=40000,
+        by_epoch=False)
+]
+train_cfg = dict(type='IterBasedTrainLoop', max_iters=40000, val_interval=4000)
+default_hooks = dict(
+    checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=4000))
+# 8 GPUs x 2 images (the base has 4 per GPU); with --auto-scale-lr the lr
+# follows the real batch.
+train_dataloader = dict(batch_size=2)
+auto_scale_lr = dict(enable=False, base_batch_size=16)
