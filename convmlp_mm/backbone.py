@@ -19,6 +19,7 @@ import torch.nn as nn
 import torch.utils.checkpoint as cp
 from mmcv.cnn import build_norm_layer
 from mmcv.cnn.bricks import DropPath
+from mmcv.cnn.bricks.transformer import PatchMerging
 from mmengine.model import BaseModule
 from torch.nn.modules.batchnorm import _BatchNorm
 
@@ -94,25 +95,33 @@ class ConvMLPBlock(nn.Module):
 
     ``x + MLP1(LN(x))``; ``DWConv(LN(x))`` with no residual (as released);
     ``x + MLP2(LN(x))``, both residual branches with stochastic depth.
+    ``dwconv=False`` drops the depthwise conv and its LayerNorm: the paper's
+    pure channel-MLP block (Table 2 ablation).
     """
 
-    def __init__(self, dim: int, mlp_ratio: float, drop_path: float):
+    def __init__(self, dim: int, mlp_ratio: float, drop_path: float,
+                 dwconv: bool = True):
         super().__init__()
         hidden = int(dim * mlp_ratio)
+        self.dwconv = dwconv
         self.norm1 = nn.LayerNorm(dim)
         self.channel_mlp1 = Mlp(dim, hidden)
         self.norm2 = nn.LayerNorm(dim)
-        self.connect = nn.Conv2d(dim, dim, 3, 1, 1, groups=dim, bias=False)
-        self.connect_norm = nn.LayerNorm(dim)
+        if dwconv:
+            self.connect = nn.Conv2d(dim, dim, 3, 1, 1, groups=dim,
+                                     bias=False)
+            self.connect_norm = nn.LayerNorm(dim)
         self.channel_mlp2 = Mlp(dim, hidden)
         self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x + self.drop_path(self.channel_mlp1(self.norm1(x)))
-        # NHWC -> NCHW view with channels-last strides: the conv reads it in
-        # place and returns channels-last, whose NHWC view is contiguous.
-        x = self.connect(self.connect_norm(x).permute(0, 3, 1, 2))
-        x = x.permute(0, 2, 3, 1)
+        if self.dwconv:
+            # NHWC -> NCHW view with channels-last strides: the conv reads it
+            # in place and returns channels-last, whose NHWC view is
+            # contiguous.
+            x = self.connect(self.connect_norm(x).permute(0, 3, 1, 2))
+            x = x.permute(0, 2, 3, 1)
         return x + self.drop_path(self.channel_mlp2(self.norm2(x)))
 
 
@@ -127,16 +136,40 @@ class ConvDownsample(nn.Module):
         return self.downsample(x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
 
 
+class PatchMergingDownsample(nn.Module):
+    """Swin's linear patch merging (each 2x2 neighbourhood concatenated,
+    LayerNorm, bias-free Linear to ``out_dim``), NHWC in and out: the paper's
+    Pure-MLP baseline downsampler. Odd sides are padded at the bottom/right,
+    so a side of n becomes ceil(n/2) as with the stride-2 conv."""
+
+    def __init__(self, in_dim: int, out_dim: int):
+        super().__init__()
+        self.downsample = PatchMerging(in_dim, out_dim, kernel_size=2,
+                                       padding='corner', bias=False,
+                                       norm_cfg=dict(type='LN'))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, h, w, c = x.shape
+        x, (out_h, out_w) = self.downsample(x.reshape(b, h * w, c), (h, w))
+        return x.view(b, out_h, out_w, -1)
+
+
+DOWNSAMPLES = {'conv': ConvDownsample, 'patch_merging': PatchMergingDownsample}
+
+
 class ConvMLPStage(nn.Module):
     """Conv-MLP blocks, then (except for the last stage) a downsample."""
 
     def __init__(self, num_blocks: int, dim: int, out_dim: Optional[int],
-                 mlp_ratio: float, drop_path_rates: Sequence[float]):
+                 mlp_ratio: float, drop_path_rates: Sequence[float],
+                 downsample: str = 'conv', dwconv: bool = True):
         super().__init__()
         self.blocks = nn.ModuleList(
-            ConvMLPBlock(dim, mlp_ratio, dpr) for dpr in drop_path_rates)
+            ConvMLPBlock(dim, mlp_ratio, dpr, dwconv)
+            for dpr in drop_path_rates)
         self.downsample_mlp = (
-            ConvDownsample(dim, out_dim) if out_dim else nn.Identity())
+            DOWNSAMPLES[downsample](dim, out_dim) if out_dim else
+            nn.Identity())
 
 
 class _FrozenBatchNormStats:
@@ -185,6 +218,17 @@ class ConvMLP(BaseModule):
             ``dict(type='SyncBN')`` for distributed training).
         with_cp: Activation checkpointing per block: less memory, same
             results, one extra forward per block in the backward pass.
+        conv_stage: Ablation switch (paper Table 2). ``False`` replaces the
+            conv stage by the Pure-MLP baseline's first stage: as many
+            channel-MLP blocks (no depthwise conv) at width C1, then the
+            downsample chosen by ``downsample`` to C2.
+        downsample: ``'conv'`` (3x3 stride-2 conv, ConvMLP) or
+            ``'patch_merging'`` (Swin's linear patch merging, the Pure-MLP
+            baseline) between Conv-MLP stages. The conv stage keeps its conv.
+        dwconv: ``False`` drops the 3x3 depthwise conv (and its LayerNorm)
+            between the two channel MLPs of every block. All three switches
+            off give the paper's Pure-MLP baseline; the defaults are ConvMLP
+            and keep the official checkpoint's parameter names.
         pretrained: Deprecated, use ``init_cfg=dict(type='Pretrained',
             checkpoint=...)``; mmseg's EncoderDecoder still passes it.
         init_cfg: mmengine init config. ``type='Pretrained'`` loads an
@@ -202,6 +246,9 @@ class ConvMLP(BaseModule):
                  norm_eval: bool = False,
                  norm_cfg: dict = dict(type='BN', requires_grad=True),
                  with_cp: bool = False,
+                 conv_stage: bool = True,
+                 downsample: str = 'conv',
+                 dwconv: bool = True,
                  pretrained: Optional[str] = None,
                  init_cfg: Optional[Union[dict, List[dict]]] = None):
         if pretrained is not None:
@@ -241,26 +288,41 @@ class ConvMLP(BaseModule):
         self.norm_eval = norm_eval
         self.with_cp = with_cp
         self.out_channels = [channels] + list(dims[:2]) + [dims[2]]
+        if downsample not in DOWNSAMPLES:
+            raise ValueError(
+                f'ConvMLP downsample must be one of '
+                f'{", ".join(DOWNSAMPLES)}, got "{downsample}".')
+        self.conv_stage = conv_stage
+        # Without the conv stage its blocks become channel-MLP blocks, which
+        # take part in stochastic depth like the other MLP stages.
+        depths = list(blocks) if conv_stage else \
+            [self.arch_settings['conv_blocks']] + list(blocks)
 
         if drop_path_schedule == 'per_stage':
             dprs = [torch.linspace(0, drop_path_rate, n).tolist()
-                    for n in blocks]
+                    for n in depths]
         elif drop_path_schedule == 'global':
-            flat = torch.linspace(0, drop_path_rate, sum(blocks)).tolist()
-            dprs = [flat[sum(blocks[:i]):sum(blocks[:i + 1])]
-                    for i in range(len(blocks))]
+            flat = torch.linspace(0, drop_path_rate, sum(depths)).tolist()
+            dprs = [flat[sum(depths[:i]):sum(depths[:i + 1])]
+                    for i in range(len(depths))]
         else:
             raise ValueError(
                 f'ConvMLP drop_path_schedule must be "per_stage" or "global", '
                 f'got "{drop_path_schedule}".')
 
         self.tokenizer = ConvTokenizer(in_channels, channels, norm_cfg)
-        self.conv_stages = ConvStage(self.arch_settings['conv_blocks'],
-                                     channels, dims[0], dims[0], norm_cfg)
+        if conv_stage:
+            self.conv_stages = ConvStage(self.arch_settings['conv_blocks'],
+                                         channels, dims[0], dims[0], norm_cfg)
+        else:
+            self.mlp_stage = ConvMLPStage(
+                self.arch_settings['conv_blocks'], channels, dims[0],
+                mlp_ratio, dprs.pop(0), downsample, dwconv=False)
         self.stages = nn.ModuleList(
             ConvMLPStage(blocks[i], dims[i],
                          dims[i + 1] if i + 1 < len(blocks) else None,
-                         mlp_ratio, dprs[i]) for i in range(len(blocks)))
+                         mlp_ratio, dprs[i], downsample, dwconv)
+            for i in range(len(blocks)))
         self._freeze_stages()
 
     @staticmethod
@@ -279,7 +341,8 @@ class ConvMLP(BaseModule):
         return sorted(set(result))
 
     def _stage_modules(self) -> List[nn.Module]:
-        return [self.tokenizer, self.conv_stages, *self.stages]
+        first = self.conv_stages if self.conv_stage else self.mlp_stage
+        return [self.tokenizer, first, *self.stages]
 
     def _freeze_stages(self) -> None:
         for module in self._stage_modules()[:self.frozen_stages + 1]:
@@ -337,9 +400,15 @@ class ConvMLP(BaseModule):
         x = self._run(self.tokenizer, x)
         outs.append(x)
 
-        for block in self.conv_stages.conv_blocks:
-            x = x + self._run(block, x)
-        x = self.conv_stages.downsample(x)
+        if self.conv_stage:
+            for block in self.conv_stages.conv_blocks:
+                x = x + self._run(block, x)
+            x = self.conv_stages.downsample(x)
+        else:
+            x = x.permute(0, 2, 3, 1)
+            for block in self.mlp_stage.blocks:
+                x = self._run(block, x)
+            x = self.mlp_stage.downsample_mlp(x).permute(0, 3, 1, 2)
         outs.append(x)
 
         x = x.permute(0, 2, 3, 1)  # NHWC view of channels-last memory
