@@ -20,6 +20,8 @@ __all__ = [
 ]
 
 register_safe_loaders()
+# Registers AtomicCheckpointHook and NonFiniteLossHook in mmengine's HOOKS.
+from . import hooks  # noqa: E402,F401
 
 
 def _register(registry_module: str) -> bool:

@@ -8,6 +8,12 @@ Two concerns live here:
   whose default is ``weights_only=False``. Importing ``convmlp_mm`` registers
   safe replacements for both schemes, so the backbone's ``init_cfg``, a
   config's ``load_from`` and ``--resume`` all load through the same door.
+* Resuming. mmengine's own training checkpoints hold a ``HistoryBuffer``
+  (numpy arrays and scalars) in their message hub. Exactly the classes that
+  needs are allow-listed; the ``getattr`` its pickle calls is served by a
+  stand-in that resolves only ``HistoryBuffer``'s statistics methods, and only
+  inside our loader, because allow-listing ``builtins.getattr`` itself would
+  let a pickle reach any attribute of any allowed object.
 * Strictness. The original release loaded its ImageNet weights with
   ``strict=False`` and never called ``init_weights``, so a wrong file was
   silently ignored. Here every backbone tensor must be found with its shape;
@@ -16,6 +22,7 @@ Two concerns live here:
 The key conversion functions are pure, so they are tested and reused by
 ``tools/model_converters/convmlp2mmdet.py``.
 """
+import contextlib
 import os
 import os.path as osp
 import pickle
@@ -47,15 +54,75 @@ class CheckpointMismatchError(ValueError):
     """A checkpoint whose tensors do not fit the ConvMLP it is loaded into."""
 
 
+# The statistics mmengine registers on HistoryBuffer; a checkpoint pickles
+# them as getattr(HistoryBuffer, name) in the buffer's ``statistics_methods``.
+HISTORY_BUFFER_STATISTICS = ('min', 'max', 'current', 'mean')
+
+
+def _history_buffer_statistic(owner, name: str):
+    """Stand-in for ``builtins.getattr`` while unpickling: resolves only
+    ``HistoryBuffer.<statistic>``, refuses everything else."""
+    from mmengine.logging import HistoryBuffer
+    if owner is HistoryBuffer and name in HISTORY_BUFFER_STATISTICS:
+        return getattr(HistoryBuffer, name)
+    raise pickle.UnpicklingError(
+        f'Unsupported global: getattr({getattr(owner, "__name__", owner)!r}, '
+        f'{name!r}); only HistoryBuffer statistics are allowed')
+
+
+def mmengine_checkpoint_globals() -> List:
+    """The classes (beyond torch's defaults) that an mmengine training
+    checkpoint pickles: the message hub's ``HistoryBuffer`` and the numpy
+    arrays and scalars inside it. Names written by numpy 1.x
+    (``numpy.core``) map to the same functions, so checkpoints stay
+    resumable across numpy versions."""
+    import numpy as np
+    from mmengine.logging import HistoryBuffer
+    try:
+        multiarray = np._core.multiarray  # numpy >= 2
+    except AttributeError:
+        multiarray = np.core.multiarray
+    allowed = [HistoryBuffer, np.ndarray, np.dtype]
+    # A dtype object is rebuilt as an instance of its numeric dtype class
+    # (numpy.dtypes.Float64DType, ...): numbers only, no object/void dtypes.
+    allowed += sorted({type(np.dtype(code)) for code in
+                       '?' + np.typecodes['AllInteger'] +
+                       np.typecodes['AllFloat']} - {np.dtype},
+                      key=lambda cls: cls.__name__)
+    for function in (multiarray._reconstruct, multiarray.scalar):
+        for module in ('numpy.core.multiarray', 'numpy._core.multiarray'):
+            allowed.append((function, f'{module}.{function.__name__}'))
+    return allowed
+
+
+def allow_mmengine_checkpoint_globals() -> None:
+    """Allow-list :func:`mmengine_checkpoint_globals` for ``weights_only``
+    loading (torch >= 2.5; older torch cannot resume under safe loading)."""
+    if hasattr(torch.serialization, 'add_safe_globals'):
+        torch.serialization.add_safe_globals(mmengine_checkpoint_globals())
+
+
+def _restricted_getattr():
+    if hasattr(torch.serialization, 'safe_globals'):
+        return torch.serialization.safe_globals(
+            [(_history_buffer_statistic, 'builtins.getattr')])
+    return contextlib.nullcontext()
+
+
 def safe_torch_load(source, name: str, map_location='cpu'):
     """``torch.load`` with ``weights_only=True`` and errors that name the file.
+
+    mmengine training checkpoints (``--resume``) load too: see
+    :func:`mmengine_checkpoint_globals`.
 
     Args:
         source: A path or a binary file object.
         name: How to name the file in error messages (path or URL).
     """
     try:
-        return torch.load(source, map_location=map_location, weights_only=True)
+        with _restricted_getattr():
+            return torch.load(source, map_location=map_location,
+                              weights_only=True)
     except pickle.UnpicklingError as exc:
         first_line = str(exc).strip().splitlines()[0] if str(exc) else ''
         detail = re.search(r'(Unsupported global|Unsupported operand)[^\n]*',
@@ -113,6 +180,7 @@ def _download(url: str, dst: str) -> None:
 def register_safe_loaders() -> None:
     """Route mmengine's local and http(s) checkpoint loading through
     :func:`safe_torch_load`."""
+    allow_mmengine_checkpoint_globals()
     CheckpointLoader.register_scheme(prefixes='', force=True)(_load_from_local)
     CheckpointLoader.register_scheme(
         prefixes=('http://', 'https://'), force=True)(_load_from_http)
