@@ -47,3 +47,9 @@ train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=12, val_interval=1)
 # 8 GPUs x 2 images; with --auto-scale-lr the lr follows the real batch.
 train_dataloader = dict(batch_size=2)
 auto_scale_lr = dict(enable=False, base_batch_size=16)
+
+# convmlp_mm.hooks: each checkpoint is renamed into place and only then named
+# in last_checkpoint (a kill never leaves --resume a half-written file), and
+# training stops at the first NaN/inf loss, before those weights are saved.
+default_hooks = dict(checkpoint=dict(type='AtomicCheckpointHook'))
+custom_hooks = [dict(type='NonFiniteLossHook')]

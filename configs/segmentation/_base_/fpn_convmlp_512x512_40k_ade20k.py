@@ -49,8 +49,13 @@ param_scheduler = [
         by_epoch=False)
 ]
 train_cfg = dict(type='IterBasedTrainLoop', max_iters=40000, val_interval=4000)
+# convmlp_mm.hooks: each checkpoint is renamed into place and only then named
+# in last_checkpoint (a kill never leaves --resume a half-written file), and
+# training stops at the first NaN/inf loss, before those weights are saved.
 default_hooks = dict(
-    checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=4000))
+    checkpoint=dict(type='AtomicCheckpointHook', by_epoch=False,
+                    interval=4000))
+custom_hooks = [dict(type='NonFiniteLossHook')]
 # 8 GPUs x 2 images (the base has 4 per GPU); with --auto-scale-lr the lr
 # follows the real batch.
 train_dataloader = dict(batch_size=2)

@@ -1,0 +1,138 @@
+"""Checks on annotation files, run before any model is built.
+
+A truncated download or a hand-edited JSON otherwise fails minutes later,
+deep inside pycocotools, after the model was built and the work dir written.
+"""
+import json
+import os.path as osp
+from typing import Iterator, List, Optional
+
+# Above this size only the cheap truncation check runs: parsing COCO's 450 MB
+# train2017 file twice costs ~20 s and a few GB of memory.
+FULL_CHECK_MAX_BYTES = 100 * 2**20
+COCO_KEYS = {'images': ('id', 'file_name', 'width', 'height'),
+             'annotations': ('id', 'image_id', 'category_id', 'bbox'),
+             'categories': ('id', 'name')}
+LOADERS = {'train': ('train_dataloader', 'val_dataloader'),
+           'test': ('test_dataloader', )}
+FIX = ('Download or generate it again (built-in data: python '
+       'tools/make_dataset.py coco DIR), or point --data-root at a folder '
+       'whose annotations/instances_{train,val}2017.json are COCO files.')
+
+
+class AnnotationError(ValueError):
+    """An annotation file that is not what its dataset reads."""
+
+
+def check_coco_json(path: str) -> None:
+    """Raise :class:`AnnotationError` naming ``path`` unless it is a COCO
+    instances file (``images``, ``annotations``, ``categories`` lists with
+    the fields pycocotools and mmdet's CocoDataset read)."""
+    size = osp.getsize(path)
+    if size > FULL_CHECK_MAX_BYTES:
+        with open(path, 'rb') as f:
+            head = f.read(64).lstrip()
+            f.seek(max(0, size - 64))
+            tail = f.read().rstrip()
+        if not (head.startswith(b'{') and tail.endswith(b'}')):
+            raise AnnotationError(
+                f'Annotation file {path} is not valid COCO JSON: it does '
+                'not start with "{" and end with "}" (truncated download?). '
+                + FIX)
+        return
+    try:
+        with open(path, encoding='utf-8') as f:
+            data = json.load(f)
+    except UnicodeDecodeError as exc:
+        raise AnnotationError(
+            f'Annotation file {path} is not valid COCO JSON: not UTF-8 text '
+            f'({exc.reason} at byte {exc.start}). ' + FIX) from None
+    except json.JSONDecodeError as exc:
+        raise AnnotationError(
+            f'Annotation file {path} is not valid COCO JSON: {exc.msg} at '
+            f'line {exc.lineno}, column {exc.colno}. ' + FIX) from None
+    problems = _coco_problems(data)
+    if problems:
+        raise AnnotationError(
+            f'Annotation file {path} is JSON but not a COCO instances file: '
+            + '; '.join(problems) + '. ' + FIX)
+
+
+def _coco_problems(data) -> List[str]:
+    if not isinstance(data, dict):
+        return [f'the top level is a {type(data).__name__}, not an object '
+                'with "images", "annotations" and "categories"']
+    problems = []
+    for key, fields in COCO_KEYS.items():
+        if key not in data:
+            problems.append(f'"{key}" is missing')
+            continue
+        items = data[key]
+        if not isinstance(items, list):
+            problems.append(f'"{key}" is a {type(items).__name__}, not a list')
+            continue
+        for index, item in enumerate(items):
+            lacking = [f for f in fields if not isinstance(item, dict) or
+                       f not in item]
+            if lacking:
+                problems.append(f'{key}[{index}] lacks {", ".join(lacking)}')
+                break
+            if key == 'annotations' and not (
+                    isinstance(item['bbox'], list) and len(item['bbox']) == 4):
+                problems.append(f'annotations[{index}].bbox is '
+                                f'{item["bbox"]!r}, not [x, y, w, h]')
+                break
+    if not problems and not data['categories']:
+        problems.append('"categories" is empty')
+    return problems
+
+
+def _leaf_datasets(dataset) -> Iterator[dict]:
+    """The datasets inside wrappers (RepeatDataset, ConcatDataset, ...)."""
+    if not isinstance(dataset, dict):
+        return
+    if 'datasets' in dataset:
+        for inner in dataset['datasets']:
+            yield from _leaf_datasets(inner)
+    elif isinstance(dataset.get('dataset'), dict):
+        yield from _leaf_datasets(dataset['dataset'])
+    else:
+        yield dataset
+
+
+def coco_annotation_files(cfg, mode: str = 'train') -> List[str]:
+    """Local COCO JSON files a ``'train'`` or ``'test'`` run reads
+    (datasets of a ``Coco*`` type, and ``CocoMetric`` evaluators)."""
+    files: List[str] = []
+    for loader_name in LOADERS[mode]:
+        loader = cfg.get(loader_name)
+        if not loader or loader_name == 'val_dataloader' and \
+                not cfg.get('val_cfg'):
+            continue
+        for dataset in _leaf_datasets(loader.get('dataset')):
+            ann_file: Optional[str] = dataset.get('ann_file')
+            if 'Coco' not in str(dataset.get('type', '')) or not ann_file \
+                    or dataset.get('backend_args'):
+                continue
+            root = dataset.get('data_root') or ''
+            files.append(ann_file if osp.isabs(ann_file) else
+                         osp.join(root, ann_file))
+        evaluator = cfg.get(loader_name.replace('dataloader', 'evaluator'))
+        metrics = evaluator if isinstance(evaluator, list) else [evaluator]
+        for metric in metrics:
+            if isinstance(metric, dict) and 'Coco' in str(
+                    metric.get('type', '')) and metric.get('ann_file'):
+                files.append(metric['ann_file'])
+    unique = []
+    for path in files:
+        if '://' not in path and osp.isfile(path) and path not in unique:
+            unique.append(path)
+    return unique
+
+
+def check_annotation_files(cfg, mode: str = 'train') -> None:
+    """Check every COCO annotation file a run reads (see
+    :func:`check_coco_json`). Missing files are left to the path checks,
+    which name all of them at once."""
+    for path in coco_annotation_files(cfg, mode):
+        check_coco_json(path)
