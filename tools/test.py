@@ -1,0 +1,81 @@
+"""Test (and evaluate) a ConvMLP detector or segmentor checkpoint; the config
+decides the task.
+
+Upstream's flags (mmdet/mmseg tools/test.py) plus ``--data-root DIR``. See
+the README, "Model zoo and training".
+"""
+import argparse
+import os
+import sys
+
+from mmengine.config import DictAction
+
+from convmlp_mm.checkpoint import CheckpointError
+from convmlp_mm.runner import (ConfigError, add_test_outputs, build_runner,
+                               check_data_paths, check_task, load_config,
+                               set_data_root, set_work_dir,
+                               setup_cpu_distributed)
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description='Test (and evaluate) a ConvMLP detector or segmentor')
+    parser.add_argument('config', help='test config file path')
+    parser.add_argument('checkpoint', help='checkpoint file (path or URL)')
+    parser.add_argument(
+        '--work-dir', help='the dir to save the metrics (json) and logs')
+    parser.add_argument(
+        '--data-root',
+        help='dataset folder in the standard layout (COCO: annotations/, '
+        'val2017/; ADE20K: images/, annotations/)')
+    parser.add_argument(
+        '--out',
+        help='detection: dump the predictions to this .pkl file; '
+        'segmentation: save the predicted masks into this folder (as '
+        'mmdet/mmseg do)')
+    parser.add_argument(
+        '--show-dir',
+        help='save images with the predictions drawn into this folder '
+        '(inside the work dir\'s timestamped folder, as upstream)')
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        help='override config settings, key=value (e.g. '
+        'test_dataloader.dataset.ann_file=annotations/val.json)')
+    parser.add_argument(
+        '--launcher',
+        choices=['none', 'pytorch', 'slurm', 'mpi'],
+        default='none',
+        help='job launcher')
+    parser.add_argument(
+        '--task',
+        choices=['detection', 'segmentation'],
+        help='refuse a config of the other task')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    args = parser.parse_args(argv)
+    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
+    return args
+
+
+def main(argv=None) -> None:
+    args = parse_args(argv)
+    try:
+        cfg = load_config(args.config, args.cfg_options, args.launcher)
+        if args.task:
+            check_task(cfg, args.task, args.config)
+        if args.data_root:
+            set_data_root(cfg, args.data_root)
+        check_data_paths(cfg, 'test', args.data_root)
+        set_work_dir(cfg, args.config, args.work_dir)
+        cfg.load_from = args.checkpoint
+        add_test_outputs(cfg, out=args.out, show_dir=args.show_dir)
+        setup_cpu_distributed(cfg, args.launcher)
+        runner = build_runner(cfg)
+        runner.test()
+    except (ConfigError, CheckpointError) as exc:
+        sys.exit(f'error: {exc}')
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,103 @@
+"""Train a ConvMLP detector (mmdet) or segmentor (mmseg); the config decides.
+
+Upstream's flags (mmdet/mmseg tools/train.py) plus ``--data-root DIR``. See
+the README, "Model zoo and training".
+"""
+import argparse
+import os
+import sys
+
+from mmengine.config import DictAction
+
+from convmlp_mm.runner import (ConfigError, build_runner, check_data_paths,
+                               check_task, enable_amp, enable_auto_scale_lr,
+                               load_config, set_data_root, set_work_dir,
+                               setup_cpu_distributed)
+from convmlp_mm.checkpoint import CheckpointError
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description='Train a ConvMLP detector or segmentor')
+    parser.add_argument('config', help='train config file path')
+    parser.add_argument('--work-dir', help='the dir to save logs and models')
+    parser.add_argument(
+        '--data-root',
+        help='dataset folder in the standard layout (COCO: annotations/, '
+        'train2017/, val2017/; ADE20K: images/, annotations/); every '
+        'dataloader and evaluator reads from it')
+    parser.add_argument(
+        '--amp',
+        action='store_true',
+        help='mixed precision: float16 with loss scaling on GPU, bfloat16 '
+        'autocast on CPU')
+    parser.add_argument(
+        '--auto-scale-lr',
+        action='store_true',
+        help='scale the lr by (GPUs x batch per GPU) / '
+        'auto_scale_lr.base_batch_size (16 in these configs)')
+    parser.add_argument(
+        '--resume',
+        nargs='?',
+        type=str,
+        const='auto',
+        help='resume from this checkpoint, or, without a path, from the '
+        'latest checkpoint in the work dir')
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        help='override config settings, key=value (e.g. '
+        'train_dataloader.batch_size=4 '
+        'model.backbone.init_cfg.checkpoint=convmlp_s_imagenet.pth)')
+    parser.add_argument(
+        '--launcher',
+        choices=['none', 'pytorch', 'slurm', 'mpi'],
+        default='none',
+        help='job launcher')
+    parser.add_argument(
+        '--task',
+        choices=['detection', 'segmentation'],
+        help='refuse a config of the other task (dist_*.sh pass this)')
+    parser.add_argument(
+        '--preflight',
+        action='store_true',
+        help='check the config, task and data folder, then exit without '
+        'building anything (dist_*.sh run this once before the processes)')
+    # torch.distributed.launch passes --local-rank; torchrun sets LOCAL_RANK.
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    args = parser.parse_args(argv)
+    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
+    return args
+
+
+def main(argv=None) -> None:
+    args = parse_args(argv)
+    try:
+        cfg = load_config(args.config, args.cfg_options, args.launcher)
+        if args.task:
+            check_task(cfg, args.task, args.config)
+        if args.data_root:
+            set_data_root(cfg, args.data_root)
+        # Before any model is built: a missing folder fails in a second.
+        check_data_paths(cfg, 'train', args.data_root)
+        if args.preflight:
+            return
+        set_work_dir(cfg, args.config, args.work_dir)
+        if args.amp:
+            enable_amp(cfg)
+        if args.auto_scale_lr:
+            enable_auto_scale_lr(cfg)
+        if args.resume == 'auto':
+            cfg.resume, cfg.load_from = True, None
+        elif args.resume is not None:
+            cfg.resume, cfg.load_from = True, args.resume
+        setup_cpu_distributed(cfg, args.launcher)
+        runner = build_runner(cfg)
+        runner.train()
+    except (ConfigError, CheckpointError) as exc:
+        sys.exit(f'error: {exc}')
+
+
+if __name__ == '__main__':
+    main()
