@@ -359,3 +359,42 @@ def add_test_outputs(cfg: Config, out: Optional[str] = None,
             hook['test_out_dir'] = show_dir
         else:
             cfg.visualizer['save_dir'] = show_dir
+
+
+def prepare_train_config(args) -> Config:
+    """The config ``tools/train.py`` runs, from its parsed arguments.
+
+    Checks the task (``args.task``) and the data folder before anything is
+    built; raises :class:`ConfigError` with what to do.
+    """
+    cfg = load_config(args.config, args.cfg_options, args.launcher)
+    if getattr(args, 'task', None):
+        check_task(cfg, args.task, args.config)
+    if args.data_root:
+        set_data_root(cfg, args.data_root)
+    check_data_paths(cfg, 'train', args.data_root)
+    set_work_dir(cfg, args.config, args.work_dir)
+    if args.amp:
+        enable_amp(cfg)
+    if args.auto_scale_lr:
+        enable_auto_scale_lr(cfg)
+    # As upstream: a path resumes from it, no path from the work dir's latest.
+    if args.resume == 'auto':
+        cfg.resume, cfg.load_from = True, None
+    elif args.resume is not None:
+        cfg.resume, cfg.load_from = True, args.resume
+    return cfg
+
+
+def prepare_test_config(args) -> Config:
+    """The config ``tools/test.py`` runs, from its parsed arguments."""
+    cfg = load_config(args.config, args.cfg_options, args.launcher)
+    if getattr(args, 'task', None):
+        check_task(cfg, args.task, args.config)
+    if args.data_root:
+        set_data_root(cfg, args.data_root)
+    check_data_paths(cfg, 'test', args.data_root)
+    set_work_dir(cfg, args.config, args.work_dir)
+    cfg.load_from = args.checkpoint
+    add_test_outputs(cfg, out=args.out, show_dir=args.show_dir)
+    return cfg

@@ -11,9 +11,7 @@ import sys
 from mmengine.config import DictAction
 
 from convmlp_mm.checkpoint import CheckpointError
-from convmlp_mm.runner import (ConfigError, add_test_outputs, build_runner,
-                               check_data_paths, check_task, load_config,
-                               set_data_root, set_work_dir,
+from convmlp_mm.runner import (ConfigError, build_runner, prepare_test_config,
                                setup_cpu_distributed)
 
 
@@ -61,15 +59,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 def main(argv=None) -> None:
     args = parse_args(argv)
     try:
-        cfg = load_config(args.config, args.cfg_options, args.launcher)
-        if args.task:
-            check_task(cfg, args.task, args.config)
-        if args.data_root:
-            set_data_root(cfg, args.data_root)
-        check_data_paths(cfg, 'test', args.data_root)
-        set_work_dir(cfg, args.config, args.work_dir)
-        cfg.load_from = args.checkpoint
-        add_test_outputs(cfg, out=args.out, show_dir=args.show_dir)
+        cfg = prepare_test_config(args)
         setup_cpu_distributed(cfg, args.launcher)
         runner = build_runner(cfg)
         runner.test()

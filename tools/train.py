@@ -9,11 +9,9 @@ import sys
 
 from mmengine.config import DictAction
 
-from convmlp_mm.runner import (ConfigError, build_runner, check_data_paths,
-                               check_task, enable_amp, enable_auto_scale_lr,
-                               load_config, set_data_root, set_work_dir,
-                               setup_cpu_distributed)
 from convmlp_mm.checkpoint import CheckpointError
+from convmlp_mm.runner import (ConfigError, build_runner, prepare_train_config,
+                               setup_cpu_distributed)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -74,28 +72,14 @@ def parse_args(argv=None) -> argparse.Namespace:
 def main(argv=None) -> None:
     args = parse_args(argv)
     try:
-        cfg = load_config(args.config, args.cfg_options, args.launcher)
-        if args.task:
-            check_task(cfg, args.task, args.config)
-        if args.data_root:
-            set_data_root(cfg, args.data_root)
-        # Before any model is built: a missing folder fails in a second.
-        check_data_paths(cfg, 'train', args.data_root)
+        cfg = prepare_train_config(args)
         if args.preflight:
             return
-        set_work_dir(cfg, args.config, args.work_dir)
-        if args.amp:
-            enable_amp(cfg)
-        if args.auto_scale_lr:
-            enable_auto_scale_lr(cfg)
-        if args.resume == 'auto':
-            cfg.resume, cfg.load_from = True, None
-        elif args.resume is not None:
-            cfg.resume, cfg.load_from = True, args.resume
         setup_cpu_distributed(cfg, args.launcher)
         runner = build_runner(cfg)
         runner.train()
     except (ConfigError, CheckpointError) as exc:
+        # What the user must change, without a traceback to dig through.
         sys.exit(f'error: {exc}')
 
 
