@@ -1,0 +1,315 @@
+"""Feature maps of the four ConvMLP levels (the paper's Figure 4).
+
+For each image, one PNG: the input, then levels F1-F4 (strides 4, 8, 16,
+32), each reduced to one picture: the channel mean (``mean``, default), the
+strongest channel (``max``), the k strongest channels (``topk``) or the first
+three principal components as RGB (``pca``). Heat maps are drawn by
+mmengine's ``Visualizer.draw_featmap``. Without a checkpoint the backbone has
+random weights, and the picture says so.
+
+Examples::
+
+    # ConvMLP-M at the paper's 1024x1024 with the official ImageNet weights
+    python tools/analysis/visualize_features.py m demo.jpg --shape 1024 \\
+        --checkpoint convmlp_m_imagenet.pth
+    # the backbone of a trained detector, from its config and checkpoint
+    python tools/analysis/visualize_features.py \\
+        configs/demo/retinanet_convmlp_s_fpn_demo_shapes.py images/ \\
+        --checkpoint work_dirs/demo/retinanet/epoch_12.pth --mode pca
+"""
+import argparse
+import os
+import os.path as osp
+import sys
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import cv2
+import mmcv
+import numpy as np
+import torch
+from mmengine.config import Config, DictAction
+from mmengine.visualization import Visualizer
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(
+    __file__)))))  # run from a checkout without installing
+
+from convmlp_mm import ConvMLP, load_backbone_checkpoint  # noqa: E402
+from convmlp_mm.arch import ARCH_ALIASES, ARCH_ZOO  # noqa: E402
+
+IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff',
+                    '.webp')
+# mmdet's and mmseg's ImageNet normalisation (RGB order).
+IMAGENET_MEAN = (123.675, 116.28, 103.53)
+IMAGENET_STD = (58.395, 57.12, 57.375)
+MODES = ('mean', 'max', 'topk', 'pca')
+LEVEL_STRIDES = (4, 8, 16, 32)
+
+# Layout of the PNG, in pixels.
+MARGIN = 4
+TITLE_HEIGHT = 28
+CAPTION_HEIGHT = 22
+
+
+def build_backbone(target: str,
+                   cfg_options: Optional[dict] = None
+                   ) -> Tuple[ConvMLP, dict, str]:
+    """A ConvMLP emitting all four levels, from a size (``s``, ``m``, ``l``)
+    or from the backbone of a detector/segmentor config.
+
+    Returns the backbone, the normalisation (``mean``, ``std``,
+    ``bgr_to_rgb``) and a display name. Never loads the config's
+    ``init_cfg`` (that is what ``--checkpoint`` is for)."""
+    norm = dict(mean=IMAGENET_MEAN, std=IMAGENET_STD, bgr_to_rgb=True)
+    options = dict(cfg_options or {})
+    if target.lower() in set(ARCH_ZOO) | set(ARCH_ALIASES):
+        kwargs = options
+        name = f'ConvMLP-{target[0].upper()}'
+    elif osp.isfile(target):
+        cfg = Config.fromfile(target)
+        cfg.merge_from_dict(options)
+        backbone_cfg = cfg.model.get('backbone')
+        if not backbone_cfg or backbone_cfg.get('type') != 'ConvMLP':
+            raise ValueError(
+                f'{target}: model.backbone is not a ConvMLP; this tool draws '
+                f'ConvMLP feature maps.')
+        kwargs = {k: v for k, v in backbone_cfg.items() if k != 'type'}
+        preprocessor = cfg.model.get('data_preprocessor') or {}
+        for key in norm:
+            if preprocessor.get(key) is not None:
+                norm[key] = preprocessor[key]
+        name = osp.splitext(osp.basename(target))[0]
+    else:
+        raise ValueError(
+            f'{target!r} is neither a backbone size (s, m, l) nor an '
+            f'existing config file.')
+    kwargs.update(out_indices=(0, 1, 2, 3), init_cfg=None, pretrained=None)
+    if isinstance(kwargs.get('norm_cfg'), dict) and \
+            'SyncBN' in kwargs['norm_cfg'].get('type', ''):
+        # Inference on one process: plain BN computes the same thing.
+        kwargs['norm_cfg'] = dict(kwargs['norm_cfg'], type='BN')
+    torch.manual_seed(0)
+    backbone = ConvMLP(**kwargs)
+    backbone.init_weights()
+    return backbone.eval(), norm, name
+
+
+def find_images(paths: Sequence[str]) -> List[str]:
+    """Image files named directly or found (not recursively) in folders."""
+    images = []
+    for path in paths:
+        if osp.isdir(path):
+            found = sorted(
+                osp.join(path, f) for f in os.listdir(path)
+                if f.lower().endswith(IMAGE_EXTENSIONS))
+            if not found:
+                raise FileNotFoundError(
+                    f'No images ({", ".join(IMAGE_EXTENSIONS)}) in {path}.')
+            images.extend(found)
+        elif osp.isfile(path):
+            images.append(path)
+        else:
+            raise FileNotFoundError(f'Image not found: {path}')
+    return images
+
+
+def load_image(path: str, shape: Optional[Tuple[int, int]]) -> np.ndarray:
+    """BGR uint8 image, resized to ``shape`` (height, width) if given."""
+    image = mmcv.imread(path)
+    if image is None:
+        raise ValueError(f'Cannot read an image from {path}.')
+    if shape is not None:
+        image = mmcv.imresize(image, (shape[1], shape[0]))
+    return image
+
+
+@torch.no_grad()
+def extract_features(backbone: ConvMLP, image: np.ndarray,
+                     norm: dict) -> List[torch.Tensor]:
+    """The four levels, each (C, H, W), for one BGR image."""
+    pixels = image[..., ::-1] if norm['bgr_to_rgb'] else image
+    tensor = torch.from_numpy(np.ascontiguousarray(pixels)).float()
+    mean = torch.tensor(norm['mean'], dtype=torch.float32)
+    std = torch.tensor(norm['std'], dtype=torch.float32)
+    tensor = ((tensor - mean) / std).permute(2, 0, 1)[None]
+    return [f[0] for f in backbone(tensor)]
+
+
+def strongest_channels(feature: torch.Tensor, k: int) -> List[int]:
+    """Indices of the ``k`` channels with the largest sum."""
+    k = min(k, feature.shape[0])
+    return torch.topk(feature.sum(dim=(1, 2)), k).indices.tolist()
+
+
+def draw_level(feature: torch.Tensor, mode: str, topk: int) -> np.ndarray:
+    """One level as an RGB picture at the feature map's own resolution
+    (``topk``: a mosaic of the k strongest channels)."""
+    if mode == 'mean':
+        return Visualizer.draw_featmap(feature, channel_reduction='squeeze_mean')
+    if mode == 'max':
+        return Visualizer.draw_featmap(feature, channel_reduction='select_max')
+    if mode == 'topk':
+        # mmengine's own top-k mosaic is a matplotlib figure sized by the
+        # feature map, unreadable at 6x8; tile single-channel maps instead,
+        # picked by the same criterion (largest sum).
+        channels = strongest_channels(feature, topk)
+        cols = int(np.ceil(np.sqrt(len(channels))))
+        rows = int(np.ceil(len(channels) / cols))
+        height, width = feature.shape[1:]
+        mosaic = np.full((rows * (height + 1) - 1, cols * (width + 1) - 1, 3),
+                         255, dtype=np.uint8)
+        for i, channel in enumerate(channels):
+            row, col = divmod(i, cols)
+            mosaic[row * (height + 1):row * (height + 1) + height,
+                   col * (width + 1):col * (width + 1) + width] = \
+                Visualizer.draw_featmap(feature[[channel]],
+                                        channel_reduction=None, topk=0)
+        return mosaic
+    if mode == 'pca':
+        channels, height, width = feature.shape
+        flat = feature.reshape(channels, -1).T.double()
+        flat = flat - flat.mean(dim=0)
+        # Top-3 right singular vectors = principal axes of the pixels.
+        _, _, v = torch.linalg.svd(flat, full_matrices=False)
+        proj = (flat @ v[:3].T).T.reshape(-1, height, width)
+        if proj.shape[0] < 3:
+            proj = torch.cat([proj, proj.new_zeros(3 - proj.shape[0],
+                                                   height, width)])
+        low = proj.amin(dim=(1, 2), keepdim=True)
+        high = proj.amax(dim=(1, 2), keepdim=True)
+        rgb = (proj - low) / (high - low).clamp_min(1e-12) * 255
+        return rgb.permute(1, 2, 0).round().byte().numpy()
+    raise ValueError(f'mode must be one of {", ".join(MODES)}, got {mode!r}.')
+
+
+def _put_text(canvas: np.ndarray, text: str, x: int, y: int,
+              max_width: int, scale: float = 0.45) -> None:
+    font = cv2.FONT_HERSHEY_SIMPLEX
+    while scale > 0.25 and \
+            cv2.getTextSize(text, font, scale, 1)[0][0] > max_width:
+        scale -= 0.05
+    cv2.putText(canvas, text, (x, y), font, scale, (0, 0, 0), 1, cv2.LINE_AA)
+
+
+def grid_size(image_shape: Tuple[int, int], panel_width: int) -> Tuple[int,
+                                                                       int]:
+    """(height, width) of the PNG for an input of ``image_shape``."""
+    panel_height = max(1, round(panel_width * image_shape[0] /
+                                image_shape[1]))
+    return (TITLE_HEIGHT + CAPTION_HEIGHT + panel_height + MARGIN,
+            5 * panel_width + 6 * MARGIN)
+
+
+def draw_grid(image: np.ndarray, features: Sequence[torch.Tensor],
+              title: str, mode: str = 'mean', topk: int = 4,
+              panel_width: int = 256) -> np.ndarray:
+    """The input and the four levels side by side, RGB uint8, with a title
+    and a caption per panel."""
+    height, width = grid_size(image.shape[:2], panel_width)
+    panel_height = height - TITLE_HEIGHT - CAPTION_HEIGHT - MARGIN
+    canvas = np.full((height, width, 3), 255, dtype=np.uint8)
+    _put_text(canvas, title, MARGIN, TITLE_HEIGHT - 9, width - 2 * MARGIN,
+              0.55)
+    panels = [mmcv.bgr2rgb(image)] + [draw_level(f, mode, topk)
+                                      for f in features]
+    captions = [f'input {image.shape[0]}x{image.shape[1]}'] + [
+        f'F{i + 1} /{s} {f.shape[0]}ch {f.shape[1]}x{f.shape[2]}'
+        for i, (s, f) in enumerate(zip(LEVEL_STRIDES, features))]
+    if mode == 'topk':
+        captions[1:] = [
+            f'F{i + 1} /{s} ch ' +
+            ','.join(map(str, strongest_channels(f, topk)))
+            for i, (s, f) in enumerate(zip(LEVEL_STRIDES, features))]
+    top = TITLE_HEIGHT + CAPTION_HEIGHT
+    for i, (panel, caption) in enumerate(zip(panels, captions)):
+        left = MARGIN + i * (panel_width + MARGIN)
+        _put_text(canvas, caption, left, top - 6, panel_width)
+        # Nearest keeps each feature-map cell visible as a block.
+        canvas[top:top + panel_height, left:left + panel_width] = \
+            cv2.resize(panel, (panel_width, panel_height),
+                       interpolation=cv2.INTER_AREA if i == 0 else
+                       cv2.INTER_NEAREST)
+    return canvas
+
+
+def visualize(target: str,
+              images: Sequence[str],
+              out_dir: str,
+              checkpoint: Optional[str] = None,
+              shape: Optional[Tuple[int, int]] = None,
+              mode: str = 'mean',
+              topk: int = 4,
+              panel_width: int = 256,
+              cfg_options: Optional[dict] = None) -> List[Dict[str, object]]:
+    """Write ``<out_dir>/<image name>_features.png`` for each image; return
+    per image the PNG path and the four level shapes."""
+    if mode not in MODES:
+        raise ValueError(
+            f'mode must be one of {", ".join(MODES)}, got {mode!r}.')
+    if mode == 'topk' and topk < 1:
+        raise ValueError(f'topk must be at least 1, got {topk}.')
+    backbone, norm, name = build_backbone(target, cfg_options)
+    if checkpoint:
+        load_backbone_checkpoint(backbone, checkpoint)
+        weights = f'weights: {osp.basename(checkpoint)}'
+    else:
+        weights = 'RANDOM WEIGHTS (no checkpoint)'
+    os.makedirs(out_dir, exist_ok=True)
+    results = []
+    for path in find_images(images):
+        image = load_image(path, shape)
+        features = extract_features(backbone, image, norm)
+        title = f'{name}, {weights}, {mode} view'
+        grid = draw_grid(image, features, title, mode, topk, panel_width)
+        out = osp.join(out_dir,
+                       osp.splitext(osp.basename(path))[0] + '_features.png')
+        mmcv.imwrite(mmcv.rgb2bgr(grid), out)
+        results.append(dict(image=path, png=out,
+                            levels=[list(f.shape) for f in features]))
+    return results
+
+
+def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description='Draw the four ConvMLP feature levels of some images.')
+    parser.add_argument(
+        'target', help='backbone size (s, m, l) or a detector/segmentor '
+        'config with a ConvMLP backbone')
+    parser.add_argument('images', nargs='+', help='image files or folders')
+    parser.add_argument(
+        '--checkpoint', help='official ImageNet, backbone-only, or '
+        'detector/segmentor checkpoint (its backbone.* tensors); without '
+        'it the weights are random and the picture says so')
+    parser.add_argument(
+        '--shape', type=int, nargs='+',
+        help='resize images to height [width] first (the paper: 1024); '
+        'default: keep their size')
+    parser.add_argument('--mode', choices=MODES, default='mean')
+    parser.add_argument('--topk', type=int, default=4,
+                        help='channels per level in --mode topk')
+    parser.add_argument('--panel-width', type=int, default=256)
+    parser.add_argument('--out-dir', default='work_dirs/feature_maps')
+    parser.add_argument(
+        '--cfg-options', nargs='+', action=DictAction, default={},
+        help='config overrides, or ConvMLP keyword arguments for a size '
+        '(e.g. conv_stage=False downsample=patch_merging dwconv=False)')
+    return parser.parse_args(argv)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> List[Dict[str, object]]:
+    args = parse_args(argv)
+    shape = None
+    if args.shape:
+        if len(args.shape) not in (1, 2) or min(args.shape) < 1:
+            raise SystemExit('--shape takes one or two positive integers '
+                             f'(height [width]), got {args.shape}.')
+        shape = (args.shape[0], args.shape[-1])
+    results = visualize(args.target, args.images, args.out_dir,
+                        args.checkpoint, shape, args.mode, args.topk,
+                        args.panel_width, args.cfg_options)
+    for result in results:
+        print(f'{result["png"]}  levels {result["levels"]}')
+    return results
+
+
+if __name__ == '__main__':
+    main()
