@@ -4,6 +4,10 @@ weights as an uninterrupted run."""
 import os
 import os.path as osp
 import pickle
+import signal
+import subprocess
+import sys
+import time
 
 import pytest
 import torch
@@ -97,3 +101,165 @@ def test_resume_continues_epoch_based(tmp_path):
     assert (runner.epoch, runner.iter) == (3, 12)
     meta = safe_torch_load(str(tmp_path / 'epoch_3.pth'), 'x')['meta']
     assert (meta['epoch'], meta['iter']) == (3, 12)
+
+
+# --- tools/train.py on a tiny COCO set, killed with SIGKILL and resumed ----
+
+REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+TRAIN = osp.join(REPO, 'tools', 'train.py')
+# The real RetinaNet-ConvMLP config and pipeline, shrunk (a ConvMLP of 0.1M
+# parameters, 64x48 images, 2 iterations per epoch) and without randomness:
+# no flip, no drop path, a fixed seed (the sampler's shuffle follows it).
+DETERMINISTIC_CONFIG = f'''
+_base_ = '{REPO}/configs/detection/retinanet_convmlp_s_fpn_1x_coco.py'
+metainfo = dict(classes=('circle', 'square', 'triangle'))
+model = dict(
+    backbone=dict(arch=dict(_delete_=True, channels=16, conv_blocks=1,
+                            blocks=[1, 1, 1],
+                            dims=[32, 48, 64], mlp_ratio=1),
+                  drop_path_rate=0.0, init_cfg=None),
+    neck=dict(in_channels=[32, 48, 64], out_channels=32),
+    bbox_head=dict(num_classes=3, in_channels=32, feat_channels=32,
+                   stacked_convs=1))
+train_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='LoadAnnotations', with_bbox=True),
+    dict(type='Resize', scale=(64, 48), keep_ratio=True),
+    dict(type='PackDetInputs')]
+train_dataloader = dict(batch_size=2, num_workers=0, persistent_workers=False,
+                        dataset=dict(metainfo=metainfo,
+                                     pipeline=train_pipeline))
+optim_wrapper = dict(optimizer=dict(lr=1e-3))
+train_cfg = dict(max_epochs=3, val_interval=100)
+val_cfg = None
+val_dataloader = None
+val_evaluator = None
+default_hooks = dict(logger=dict(interval=1), checkpoint=dict(interval=1))
+randomness = dict(seed=0)
+'''
+# Runs tools/train.py with mmengine's local writes slowed down for one
+# checkpoint: half of it is written, then the process waits to be killed.
+SLOW_WRITE = '''
+import runpy, sys, time
+from mmengine.fileio import LocalBackend
+put = LocalBackend.put
+def half_then_wait(self, obj, filepath):
+    if 'epoch_2' in str(filepath):
+        with open(filepath, 'wb') as f:
+            f.write(obj[:len(obj) // 2])
+        print('HALF-WRITTEN', filepath, flush=True)
+        time.sleep(600)
+    return put(self, obj, filepath)
+LocalBackend.put = half_then_wait
+sys.argv = sys.argv[1:]
+runpy.run_path(sys.argv[0], run_name='__main__')
+'''
+
+
+@pytest.fixture(scope='module')
+def tiny_coco(tmp_path_factory):
+    from convmlp_mm.datasets import make_coco_dataset
+    root = tmp_path_factory.mktemp('tiny_coco')
+    make_coco_dataset(str(root / 'coco'), num_train=4, num_val=2,
+                      image_size=(64, 48), seed=0)
+    config = root / 'retinanet_tiny_deterministic.py'
+    config.write_text(DETERMINISTIC_CONFIG)
+    return str(root / 'coco'), str(config)
+
+
+def train_command(config, data_root, work_dir, *extra):
+    return [sys.executable, TRAIN, config, '--data-root', data_root,
+            '--work-dir', str(work_dir), *extra]
+
+
+def run_to_end(cmd):
+    result = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO,
+                            env=ENV, timeout=300)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return result.stdout + result.stderr
+
+
+def kill_when(cmd, marker, timeout=300):
+    """Start ``cmd``, SIGKILL it as soon as a line contains ``marker``;
+    returns the output seen so far."""
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, cwd=REPO,
+                            env=ENV)
+    seen = []
+    deadline = time.monotonic() + timeout
+    try:
+        for line in proc.stdout:
+            seen.append(line)
+            if marker in line:
+                proc.send_signal(signal.SIGKILL)
+                break
+            assert time.monotonic() < deadline, 'marker never came'
+        else:
+            raise AssertionError(f'ended before "{marker}":\n' +
+                                 ''.join(seen[-40:]))
+    finally:
+        proc.kill()
+        proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    return ''.join(seen)
+
+
+ENV = dict(os.environ, PYTHONUNBUFFERED='1')
+
+
+def final_weights(work_dir):
+    path = str(work_dir / 'epoch_3.pth')
+    return safe_torch_load(path, path)['state_dict']
+
+
+def max_abs_diff(a, b):
+    assert a.keys() == b.keys()
+    return max((a[k].double() - b[k].double()).abs().max().item()
+               for k in a if a[k].is_floating_point())
+
+
+@pytest.fixture(scope='module')
+def uninterrupted(tiny_coco, tmp_path_factory):
+    data_root, config = tiny_coco
+    work_dir = tmp_path_factory.mktemp('uninterrupted')
+    run_to_end(train_command(config, data_root, work_dir))
+    return final_weights(work_dir)
+
+
+def test_sigkill_mid_epoch_then_resume_matches_uninterrupted(
+        tiny_coco, uninterrupted, tmp_path):
+    data_root, config = tiny_coco
+    cmd = train_command(config, data_root, tmp_path)
+    # One iteration into epoch 2, after epoch 1's checkpoint.
+    kill_when(cmd, 'Epoch(train) [2][1/2]')
+    assert read_last_checkpoint(tmp_path) == str(tmp_path / 'epoch_1.pth')
+    assert not (tmp_path / 'epoch_2.pth').exists()
+
+    log = run_to_end(cmd + ['--resume'])
+    assert 'resumed epoch: 1, iter: 2' in log
+    assert 'Epoch(train) [1]' not in log  # epoch 1 is not trained again
+    diff = max_abs_diff(final_weights(tmp_path), uninterrupted)
+    print(f'max abs weight difference after SIGKILL + resume: {diff:.3g}')
+    assert diff <= 1e-5
+
+
+def test_sigkill_during_checkpoint_write_resumes_from_previous(
+        tiny_coco, uninterrupted, tmp_path):
+    data_root, config = tiny_coco
+    cmd = train_command(config, data_root, tmp_path)
+    out = kill_when([sys.executable, '-c', SLOW_WRITE] + cmd[1:],
+                    'HALF-WRITTEN')
+    assert 'Saving checkpoint at 2 epochs' in out
+    # The half-written file never got the checkpoint's name, and
+    # last_checkpoint still names the complete epoch-1 file.
+    assert read_last_checkpoint(tmp_path) == str(tmp_path / 'epoch_1.pth')
+    assert not (tmp_path / 'epoch_2.pth').exists()
+    assert (tmp_path / ('epoch_2.pth' + PARTIAL_SUFFIX)).exists()
+
+    log = run_to_end(cmd + ['--resume'])
+    assert 'resumed epoch: 1, iter: 2' in log
+    assert not (tmp_path / ('epoch_2.pth' + PARTIAL_SUFFIX)).exists()
+    diff = max_abs_diff(final_weights(tmp_path), uninterrupted)
+    print(f'max abs weight difference after kill mid-write + resume: '
+          f'{diff:.3g}')
+    assert diff <= 1e-5
