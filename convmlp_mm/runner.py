@@ -30,6 +30,8 @@ from mmengine.optim import OptimWrapper
 from mmengine.registry import MODEL_WRAPPERS, OPTIM_WRAPPERS, RUNNERS
 from mmengine.runner import Runner
 
+from .data_checks import check_annotation_files
+
 # default_scope -> task, as the launchers name them.
 TASKS = {'mmdet': 'detection', 'mmseg': 'segmentation'}
 LAYOUTS = {
@@ -373,6 +375,7 @@ def prepare_train_config(args) -> Config:
     if args.data_root:
         set_data_root(cfg, args.data_root)
     check_data_paths(cfg, 'train', args.data_root)
+    check_annotation_files(cfg, 'train')
     set_work_dir(cfg, args.config, args.work_dir)
     if args.amp:
         enable_amp(cfg)
@@ -394,6 +397,7 @@ def prepare_test_config(args) -> Config:
     if args.data_root:
         set_data_root(cfg, args.data_root)
     check_data_paths(cfg, 'test', args.data_root)
+    check_annotation_files(cfg, 'test')
     set_work_dir(cfg, args.config, args.work_dir)
     cfg.load_from = args.checkpoint
     add_test_outputs(cfg, out=args.out, show_dir=args.show_dir)

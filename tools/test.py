@@ -11,6 +11,7 @@ import sys
 from mmengine.config import DictAction
 
 from convmlp_mm.checkpoint import CheckpointError
+from convmlp_mm.data_checks import AnnotationError
 from convmlp_mm.runner import (ConfigError, build_runner, prepare_test_config,
                                setup_cpu_distributed)
 
@@ -63,7 +64,7 @@ def main(argv=None) -> None:
         setup_cpu_distributed(cfg, args.launcher)
         runner = build_runner(cfg)
         runner.test()
-    except (ConfigError, CheckpointError) as exc:
+    except (ConfigError, CheckpointError, AnnotationError) as exc:
         sys.exit(f'error: {exc}')
 
 

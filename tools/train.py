@@ -10,6 +10,8 @@ import sys
 from mmengine.config import DictAction
 
 from convmlp_mm.checkpoint import CheckpointError
+from convmlp_mm.data_checks import AnnotationError
+from convmlp_mm.hooks import NonFiniteLossError
 from convmlp_mm.runner import (ConfigError, build_runner, prepare_train_config,
                                setup_cpu_distributed)
 
@@ -78,7 +80,8 @@ def main(argv=None) -> None:
         setup_cpu_distributed(cfg, args.launcher)
         runner = build_runner(cfg)
         runner.train()
-    except (ConfigError, CheckpointError) as exc:
+    except (ConfigError, CheckpointError, AnnotationError,
+            NonFiniteLossError) as exc:
         # What the user must change, without a traceback to dig through.
         sys.exit(f'error: {exc}')
 
