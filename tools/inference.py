@@ -1,0 +1,75 @@
+"""Run a ConvMLP detector or segmentor on your own images, folders or videos.
+
+Writes the drawn predictions (``<out-dir>/vis/``), segmentation label maps
+(``<out-dir>/pred/``) and one ``<out-dir>/results.json``; see
+:func:`convmlp_mm.apis.inference` for the fields.
+
+Examples::
+
+    # the RetinaNet that `make demo` trained on the built-in shapes
+    python tools/inference.py configs/demo/retinanet_convmlp_s_fpn_demo_shapes.py \\
+        work_dirs/demo/retinanet/epoch_12.pth data/synthetic_coco/val2017 \\
+        --out-dir work_dirs/inference/retinanet
+    # a COCO model on a video, on the GPU
+    python tools/inference.py configs/detection/maskrcnn_convmlp_s_fpn_1x_coco.py \\
+        maskrcnn_convmlp_s.pth street.mp4 --device cuda --score-thr 0.5
+"""
+import argparse
+import os.path as osp
+import sys
+from typing import Optional, Sequence
+
+from mmengine.config import DictAction
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+
+from convmlp_mm.apis import InferenceInputError, inference  # noqa: E402
+
+
+def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description='Draw and save the predictions of a detector or '
+        'segmentor config on images, folders of images or videos.')
+    parser.add_argument('config', help='detector (mmdet) or segmentor '
+                        '(mmseg) config')
+    parser.add_argument(
+        'checkpoint', help='checkpoint of that model (e.g. from '
+        'tools/train.py); "none" runs random weights')
+    parser.add_argument('inputs', nargs='+',
+                        help='image files, folders of images, video files')
+    parser.add_argument('--out-dir', default='work_dirs/inference')
+    parser.add_argument('--device', help='cpu, cuda, cuda:1 (default: cuda '
+                        'if available)')
+    parser.add_argument('--score-thr', type=float, default=0.3,
+                        help='detection: smallest score drawn (the JSON '
+                        'keeps all predictions)')
+    parser.add_argument('--batch-size', type=int, default=1)
+    parser.add_argument('--classes', nargs='+',
+                        help='class names, overriding the checkpoint\'s')
+    parser.add_argument(
+        '--cfg-options', nargs='+', action=DictAction,
+        help='override config settings, e.g. model.test_cfg.score_thr=0.1')
+    return parser.parse_args(argv)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> dict:
+    args = parse_args(argv)
+    checkpoint = None if args.checkpoint.lower() == 'none' else \
+        args.checkpoint
+    try:
+        summary = inference(args.config, checkpoint, args.inputs,
+                            args.out_dir, device=args.device,
+                            score_thr=args.score_thr,
+                            batch_size=args.batch_size, classes=args.classes,
+                            cfg_options=args.cfg_options)
+    except (InferenceInputError, FileNotFoundError, ValueError) as error:
+        raise SystemExit(f'error: {error}')
+    count = len(summary['results'])
+    print(f'{count} {"frame/image" if count == 1 else "frames/images"}: '
+          f'drawn predictions in {osp.join(args.out_dir, "vis")}, results in '
+          f'{summary["json"]}')
+    return summary
+
+
+if __name__ == '__main__':
+    main()
