@@ -124,9 +124,17 @@ def safe_torch_load(source, name: str, map_location='cpu'):
             return torch.load(source, map_location=map_location,
                               weights_only=True)
     except pickle.UnpicklingError as exc:
+        operand = re.search(r'Unsupported operand [^\n]*', str(exc))
+        if operand:  # not a pickle stream at all: text, an HTML page, ...
+            raise CheckpointError(
+                f'Could not read checkpoint "{name}": it is truncated, '
+                f'corrupt or not a PyTorch checkpoint ({operand.group(0)}). '
+                'Download or save it again.') from exc
         first_line = str(exc).strip().splitlines()[0] if str(exc) else ''
-        detail = re.search(r'(Unsupported global|Unsupported operand)[^\n]*',
-                           str(exc))
+        # torch's own wording of what the pickle asked for, without the
+        # boilerplate that suggests weights_only=False.
+        detail = re.search(r'(Unsupported global|Unsupported operand|Trying '
+                           r'to|Can only)[^\n]*', str(exc))
         raise CheckpointError(
             f'Refusing to load checkpoint "{name}": it asks to run or build '
             f'something other than tensors ('

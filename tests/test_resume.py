@@ -15,7 +15,7 @@ from mmengine.fileio import LocalBackend
 
 from convmlp_mm.checkpoint import safe_torch_load
 from convmlp_mm.hooks import PARTIAL_SUFFIX
-from toy_runner import toy_runner
+from toy_runner import TRAIN, write_tiny_coco, toy_runner
 
 
 def read_last_checkpoint(work_dir):
@@ -106,37 +106,6 @@ def test_resume_continues_epoch_based(tmp_path):
 # --- tools/train.py on a tiny COCO set, killed with SIGKILL and resumed ----
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
-TRAIN = osp.join(REPO, 'tools', 'train.py')
-# The real RetinaNet-ConvMLP config and pipeline, shrunk (a ConvMLP of 0.1M
-# parameters, 64x48 images, 2 iterations per epoch) and without randomness:
-# no flip, no drop path, a fixed seed (the sampler's shuffle follows it).
-DETERMINISTIC_CONFIG = f'''
-_base_ = '{REPO}/configs/detection/retinanet_convmlp_s_fpn_1x_coco.py'
-metainfo = dict(classes=('circle', 'square', 'triangle'))
-model = dict(
-    backbone=dict(arch=dict(_delete_=True, channels=16, conv_blocks=1,
-                            blocks=[1, 1, 1],
-                            dims=[32, 48, 64], mlp_ratio=1),
-                  drop_path_rate=0.0, init_cfg=None),
-    neck=dict(in_channels=[32, 48, 64], out_channels=32),
-    bbox_head=dict(num_classes=3, in_channels=32, feat_channels=32,
-                   stacked_convs=1))
-train_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='LoadAnnotations', with_bbox=True),
-    dict(type='Resize', scale=(64, 48), keep_ratio=True),
-    dict(type='PackDetInputs')]
-train_dataloader = dict(batch_size=2, num_workers=0, persistent_workers=False,
-                        dataset=dict(metainfo=metainfo,
-                                     pipeline=train_pipeline))
-optim_wrapper = dict(optimizer=dict(lr=1e-3))
-train_cfg = dict(max_epochs=3, val_interval=100)
-val_cfg = None
-val_dataloader = None
-val_evaluator = None
-default_hooks = dict(logger=dict(interval=1), checkpoint=dict(interval=1))
-randomness = dict(seed=0)
-'''
 # Runs tools/train.py with mmengine's local writes slowed down for one
 # checkpoint: half of it is written, then the process waits to be killed.
 SLOW_WRITE = '''
@@ -158,13 +127,7 @@ runpy.run_path(sys.argv[0], run_name='__main__')
 
 @pytest.fixture(scope='module')
 def tiny_coco(tmp_path_factory):
-    from convmlp_mm.datasets import make_coco_dataset
-    root = tmp_path_factory.mktemp('tiny_coco')
-    make_coco_dataset(str(root / 'coco'), num_train=4, num_val=2,
-                      image_size=(64, 48), seed=0)
-    config = root / 'retinanet_tiny_deterministic.py'
-    config.write_text(DETERMINISTIC_CONFIG)
-    return str(root / 'coco'), str(config)
+    return write_tiny_coco(tmp_path_factory.mktemp('tiny_coco'))
 
 
 def train_command(config, data_root, work_dir, *extra):

@@ -2,6 +2,7 @@
 tests: its checkpoints are genuine mmengine 0.10.7 training checkpoints
 (message hub with HistoryBuffer/numpy, optimizer, schedulers) in seconds."""
 import math
+import os.path as osp
 import uuid
 
 import torch
@@ -78,3 +79,49 @@ def toy_runner(work_dir, *, max_iters=None, max_epochs=None, interval=1,
         randomness=dict(seed=0),
         resume=resume,
         load_from=load_from)
+
+
+REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+TRAIN = osp.join(REPO, 'tools', 'train.py')
+# The real RetinaNet-ConvMLP config and pipeline, shrunk (a ConvMLP of 0.1M
+# parameters, 64x48 images, 2 iterations per epoch) and without randomness:
+# no flip, no drop path, a fixed seed (the sampler's shuffle follows it).
+DETERMINISTIC_CONFIG = f'''
+_base_ = '{REPO}/configs/detection/retinanet_convmlp_s_fpn_1x_coco.py'
+metainfo = dict(classes=('circle', 'square', 'triangle'))
+model = dict(
+    backbone=dict(arch=dict(_delete_=True, channels=16, conv_blocks=1,
+                            blocks=[1, 1, 1],
+                            dims=[32, 48, 64], mlp_ratio=1),
+                  drop_path_rate=0.0, init_cfg=None),
+    neck=dict(in_channels=[32, 48, 64], out_channels=32),
+    bbox_head=dict(num_classes=3, in_channels=32, feat_channels=32,
+                   stacked_convs=1))
+train_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='LoadAnnotations', with_bbox=True),
+    dict(type='Resize', scale=(64, 48), keep_ratio=True),
+    dict(type='PackDetInputs')]
+train_dataloader = dict(batch_size=2, num_workers=0, persistent_workers=False,
+                        dataset=dict(metainfo=metainfo,
+                                     pipeline=train_pipeline))
+optim_wrapper = dict(optimizer=dict(lr=1e-3))
+train_cfg = dict(max_epochs=3, val_interval=100)
+val_cfg = None
+val_dataloader = None
+val_evaluator = None
+default_hooks = dict(logger=dict(interval=1), checkpoint=dict(interval=1))
+randomness = dict(seed=0)
+'''
+
+
+def write_tiny_coco(root):
+    """A 4-image COCO set (64x48) and DETERMINISTIC_CONFIG under ``root``;
+    returns (data_root, config_path)."""
+    from convmlp_mm.datasets import make_coco_dataset
+    data_root = make_coco_dataset(osp.join(str(root), 'coco'), num_train=4,
+                                  num_val=2, image_size=(64, 48), seed=0)
+    config = osp.join(str(root), 'retinanet_tiny_deterministic.py')
+    with open(config, 'w') as f:
+        f.write(DETERMINISTIC_CONFIG)
+    return data_root, config
