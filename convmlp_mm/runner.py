@@ -360,6 +360,8 @@ def add_test_outputs(cfg: Config, out: Optional[str] = None,
         if task == 'detection':
             hook['test_out_dir'] = show_dir
         else:
+            # mmseg's hook draws every 50th image by default: draw them all.
+            hook['interval'] = 1
             cfg.visualizer['save_dir'] = show_dir
 
 

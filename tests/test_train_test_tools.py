@@ -113,11 +113,15 @@ def test_semantic_fpn_trains_with_cpu_amp_and_tests(ade_root, tmp_path):
     out_dir = str(tmp_path / 'masks')
     test = run(python_tool(
         'test.py', SEMFPN, checkpoint, '--data-root', ade_root, '--work-dir',
-        str(tmp_path / 'test'), '--out', out_dir, '--cfg-options',
-        *segmentation_options()), tmp_path)
+        str(tmp_path / 'test'), '--out', out_dir, '--show-dir',
+        str(tmp_path / 'shown'), '--cfg-options', *segmentation_options()),
+        tmp_path)
     assert test.returncode == 0, explain(test)
     assert 0.0 <= metrics_json(str(tmp_path / 'test'))['mIoU'] <= 100.0
     assert len(glob.glob(osp.join(out_dir, '*.png'))) == 2
+    # Every test image drawn (mmseg's hook alone draws every 50th).
+    assert len(glob.glob(osp.join(str(tmp_path / 'shown'), 'vis_data',
+                                  'vis_image', '*.png'))) == 2
 
 
 def test_missing_data_paths_fail_before_any_model_is_built(coco_root,
