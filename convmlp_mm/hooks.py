@@ -30,6 +30,7 @@ from mmengine.dist import is_main_process
 from mmengine.fileio import LocalBackend
 from mmengine.hooks import CheckpointHook, Hook
 from mmengine.registry import HOOKS
+from mmengine.runner import EpochBasedTrainLoop
 
 PARTIAL_SUFFIX = '.partial'
 
@@ -166,9 +167,11 @@ class NonFiniteLossHook(Hook):
             return
         last = runner.message_hub.get_info('last_ckpt')
         losses = ', '.join(f'{k}={v}' for k, v in bad.items())
+        where = f'iteration {runner.iter + 1}'
+        if isinstance(runner.train_loop, EpochBasedTrainLoop):
+            where += f' (epoch {runner.epoch + 1}, batch {batch_idx + 1})'
         message = (
-            f'Non-finite loss at iteration {runner.iter + 1} (epoch '
-            f'{runner.epoch + 1}, batch {batch_idx + 1}): {losses}. Training '
+            f'Non-finite loss at {where}: {losses}. Training '
             'stopped before saving these weights. ' +
             (f'The last good checkpoint is {last}. Enable gradient clipping '
              '(optim_wrapper.clip_grad) and continue with --resume '
