@@ -207,3 +207,19 @@ def test_offline_checkpoint_error_names_the_cfg_options_fix(
     assert last.startswith('error: Could not download checkpoint'), last
     assert ('--cfg-options model.backbone.init_cfg.checkpoint=/path/to/'
             'convmlp_s_imagenet.pth') in last
+
+
+def test_cpu_amp_wrapper_autocasts_to_bfloat16():
+    import torch
+    from mmengine.registry import OPTIM_WRAPPERS
+    model = torch.nn.Linear(4, 2)
+    wrapper = OPTIM_WRAPPERS.build(dict(
+        type='CPUAmpOptimWrapper',
+        optimizer=torch.optim.AdamW(model.parameters(), lr=1e-3)))
+    with wrapper.optim_context(model):
+        out = model(torch.rand(3, 4))
+    assert out.dtype == torch.bfloat16
+    before = model.weight.detach().clone()
+    wrapper.update_params(out.float().pow(2).mean())
+    assert model.weight.dtype == torch.float32
+    assert not torch.equal(before, model.weight)
