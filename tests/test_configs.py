@@ -10,7 +10,8 @@ from mmengine.registry import DefaultScope
 import convmlp_mm  # noqa: F401
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
-URL = 'https://shi-labs.com/projects/convmlp/checkpoints/convmlp_{}_imagenet.pth'
+URL = ('https://shi-labs.com/projects/convmlp/checkpoints/'
+       'convmlp_{}_imagenet.pth')
 WIDTHS = {'s': [64, 128, 256, 512], 'm': [64, 128, 256, 512],
           'l': [96, 192, 384, 768]}
 # FACTS.md: whole-model parameters (millions) with mmdet 3.3 / mmseg 1.2.

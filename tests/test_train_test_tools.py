@@ -75,7 +75,8 @@ def test_retinanet_trains_evaluates_and_tests(coco_root, tmp_path):
     assert 0.0 <= metrics['coco/bbox_mAP'] <= 1.0
     predictions = load_file(out)
     assert len(predictions) == 2
-    assert {'bboxes', 'scores', 'labels'} <= set(predictions[0]['pred_instances'])
+    assert {'bboxes', 'scores', 'labels'} <= set(
+        predictions[0]['pred_instances'])
     shown = glob.glob(osp.join(test_dir, '*', 'shown', '*.jpg'))
     assert len(shown) == 2, shown
 
