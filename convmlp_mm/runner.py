@@ -15,6 +15,7 @@ config changes before mmengine's :class:`~mmengine.runner.Runner` is built.
 * :class:`CPUAmpOptimWrapper` is ``--amp`` on CPU: bfloat16 autocast
   (mmengine's ``AmpOptimWrapper`` asserts a GPU).
 """
+import datetime
 import os
 import os.path as osp
 from contextlib import contextmanager
@@ -247,6 +248,11 @@ def setup_cpu_distributed(cfg: Config, launcher: str) -> bool:
     if not torch_dist.is_initialized():
         dist_cfg = dict(cfg.get('env_cfg', {}).get('dist_cfg') or {})
         dist_cfg.pop('backend', None)  # nccl in the bases: GPU only
+        if isinstance(dist_cfg.get('timeout'), (int, float)):
+            # Seconds, as mmengine's init_dist takes it. It bounds a wait on
+            # a peer that hangs; a peer that dies is torchrun's to catch.
+            dist_cfg['timeout'] = datetime.timedelta(
+                seconds=dist_cfg['timeout'])
         torch_dist.init_process_group(backend='gloo', **dist_cfg)
     cfg.setdefault('env_cfg', ConfigDict())
     cfg.env_cfg.setdefault('dist_cfg', ConfigDict())

@@ -113,3 +113,24 @@ def test_dead_worker_ends_launch_and_run_resumes(tmp_path):
     assert f'Epoch(train) [{epoch + 1}][1/1]' in log
     assert read_last_checkpoint(work_dir) == str(
         work_dir / f'epoch_{epoch + 1}.pth')
+
+
+def test_gloo_timeout_in_seconds_as_mmengine_takes_it(monkeypatch):
+    """env_cfg.dist_cfg.timeout (seconds, mmengine's convention) bounds how
+    long a CPU process waits on a hung peer; torch wants a timedelta."""
+    import torch.distributed as dist
+    from mmengine.config import Config
+
+    from convmlp_mm.runner import setup_cpu_distributed
+    for name, value in dict(RANK='0', WORLD_SIZE='1', LOCAL_RANK='0',
+                            MASTER_ADDR='127.0.0.1',
+                            MASTER_PORT=str(free_port())).items():
+        monkeypatch.setenv(name, value)
+    cfg = Config(dict(env_cfg=dict(dist_cfg=dict(backend='nccl',
+                                                 timeout=120))))
+    try:
+        assert setup_cpu_distributed(cfg, 'pytorch')
+        assert dist.get_backend() == 'gloo'
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
