@@ -175,24 +175,28 @@ def build_inferencer(config: Union[str, Config],
             f'class names were found (checkpoint meta, then the config\'s '
             f'test_dataloader.dataset.metainfo); pass classes=[...] '
             f'(--classes) with {num_classes} names.')
-    if chosen != tuple(meta.get('classes') or ()):
-        meta = dict(meta, classes=chosen)
-        if task == 'segmentation' or meta.get('palette') is None or \
-                len(meta.get('palette')) != len(chosen):
-            meta['palette'] = (palette or 'random') \
-                if task == 'detection' else \
-                _segmentation_palette(len(chosen), palette)
-        inferencer.model.dataset_meta = meta
-    inferencer.visualizer.dataset_meta = inferencer.model.dataset_meta
+    colours = palette if palette is not None else meta.get('palette')
+    if task == 'segmentation':
+        if colours is None or isinstance(colours, str) or \
+                len(colours) != len(chosen):
+            colours = _segmentation_palette(len(chosen))
+    elif colours is None or (not isinstance(colours, str)
+                             and len(colours) != len(chosen)):
+        colours = 'random'
+    meta = dict(meta, classes=chosen, palette=colours)
+    inferencer.model.dataset_meta = meta
+    if task == 'segmentation':
+        inferencer.visualizer.set_dataset_meta(classes=chosen,
+                                               palette=colours)
+    else:
+        inferencer.visualizer.dataset_meta = meta
     inferencer.show_progress = False  # progress is per chunk here
     return inferencer, task
 
 
-def _segmentation_palette(num_classes: int,
-                          palette: Optional[list]) -> list:
-    if palette is not None:
-        return list(palette)
-    rng = np.random.RandomState(42)  # mmseg's choice for a missing palette
+def _segmentation_palette(num_classes: int) -> List[List[int]]:
+    # Fixed seed: the same classes get the same colours in every run.
+    rng = np.random.RandomState(42)
     return rng.randint(0, 255, size=(num_classes, 3)).tolist()
 
 

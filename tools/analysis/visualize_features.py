@@ -241,7 +241,7 @@ def visualize(target: str,
               panel_width: int = 256,
               cfg_options: Optional[dict] = None) -> List[Dict[str, object]]:
     """Write ``<out_dir>/<image name>_features.png`` for each image; return
-    per image the PNG path and the four level shapes."""
+    per image the PNG path, its title and the four level shapes."""
     if mode not in MODES:
         raise ValueError(
             f'mode must be one of {", ".join(MODES)}, got {mode!r}.')
@@ -263,7 +263,7 @@ def visualize(target: str,
         out = osp.join(out_dir,
                        osp.splitext(osp.basename(path))[0] + '_features.png')
         mmcv.imwrite(mmcv.rgb2bgr(grid), out)
-        results.append(dict(image=path, png=out,
+        results.append(dict(image=path, png=out, title=title,
                             levels=[list(f.shape) for f in features]))
     return results
 
