@@ -6,6 +6,7 @@ import glob
 import importlib.util
 import json
 import os.path as osp
+import sys
 
 import pytest
 from mmengine.fileio import load as load_file
@@ -224,3 +225,22 @@ def test_cpu_amp_wrapper_autocasts_to_bfloat16():
     wrapper.update_params(out.float().pow(2).mean())
     assert model.weight.dtype == torch.float32
     assert not torch.equal(before, model.weight)
+
+
+def test_mim_train_mmdet_runs_the_config(coco_root, tmp_path):
+    """mim runs mmdet's own tools/train.py; custom_imports brings ConvMLP.
+    Data paths go through --cfg-options there (no --data-root)."""
+    work_dir = str(tmp_path / 'work')
+    root = coco_root.rstrip('/') + '/'
+    proc = run([
+        sys.executable, '-m', 'mim', 'train', 'mmdet',
+        osp.join(REPO, RETINANET), '--gpus', '0', '--work-dir', work_dir,
+        '--cfg-options', *detection_options(RETINANET),
+        f'train_dataloader.dataset.data_root={root}',
+        f'val_dataloader.dataset.data_root={root}',
+        f'val_evaluator.ann_file={root}annotations/instances_val2017.json',
+        'train_cfg.val_interval=2',  # 1 epoch: no validation
+    ], tmp_path)
+    assert proc.returncode == 0, explain(proc)
+    assert 'Epoch(train) [1][2/2]' in proc.stdout + proc.stderr
+    assert osp.isfile(osp.join(work_dir, 'epoch_1.pth'))
