@@ -119,9 +119,19 @@ def set_data_root(cfg: Config, data_root: str) -> None:
         evaluator = cfg.get(EVALUATORS.get(loader_name, ''))
         ann_files = [d['ann_file'] for d in leaves if d.get('ann_file')]
         for metric in _evaluator_metrics(evaluator):
-            if metric.get('ann_file') and len(ann_files) == 1:
+            if not metric.get('ann_file'):
+                continue
+            if len(ann_files) == 1:
                 # CocoMetric reads the annotations itself, by full path.
                 metric['ann_file'] = _join(data_root, ann_files[0])
+            else:
+                print_log(
+                    f'--data-root: {EVALUATORS[loader_name]} '
+                    f'{metric.get("type")} keeps ann_file '
+                    f'{metric["ann_file"]}: {loader_name} reads '
+                    f'{len(ann_files)} annotation files, so which one it '
+                    'scores against is not clear; set it with --cfg-options.',
+                    logger='current', level=30)
 
 
 def _needed_paths(cfg: Config, loader_names: Sequence[str]
