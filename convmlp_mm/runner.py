@@ -16,6 +16,7 @@ config changes before mmengine's :class:`~mmengine.runner.Runner` is built.
   (mmengine's ``AmpOptimWrapper`` asserts a GPU).
 """
 import datetime
+import logging
 import os
 import os.path as osp
 from contextlib import contextmanager
@@ -131,7 +132,7 @@ def set_data_root(cfg: Config, data_root: str) -> None:
                     f'{metric["ann_file"]}: {loader_name} reads '
                     f'{len(ann_files)} annotation files, so which one it '
                     'scores against is not clear; set it with --cfg-options.',
-                    logger='current', level=30)
+                    logger='current', level=logging.WARNING)
 
 
 def _needed_paths(cfg: Config, loader_names: Sequence[str]
