@@ -15,7 +15,7 @@ from mmengine.fileio import LocalBackend
 
 from convmlp_mm.checkpoint import safe_torch_load
 from convmlp_mm.hooks import PARTIAL_SUFFIX
-from toy_runner import TRAIN, write_tiny_coco, toy_runner
+from toy_runner import REPO, TRAIN, toy_runner, write_tiny_coco
 
 
 def read_last_checkpoint(work_dir):
@@ -105,7 +105,6 @@ def test_resume_continues_epoch_based(tmp_path):
 
 # --- tools/train.py on a tiny COCO set, killed with SIGKILL and resumed ----
 
-REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 # Runs tools/train.py with mmengine's local writes slowed down for one
 # checkpoint: half of it is written, then the process waits to be killed.
 SLOW_WRITE = '''
@@ -130,6 +129,10 @@ def tiny_coco(tmp_path_factory):
     return write_tiny_coco(tmp_path_factory.mktemp('tiny_coco'))
 
 
+# Unbuffered, so log lines arrive as they are written.
+ENV = dict(os.environ, PYTHONUNBUFFERED='1')
+
+
 def train_command(config, data_root, work_dir, *extra):
     return [sys.executable, TRAIN, config, '--data-root', data_root,
             '--work-dir', str(work_dir), *extra]
@@ -138,7 +141,8 @@ def train_command(config, data_root, work_dir, *extra):
 def run_to_end(cmd):
     result = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO,
                             env=ENV, timeout=300)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert result.returncode == 0, (result.stdout[-3000:] +
+                                    result.stderr[-3000:])
     return result.stdout + result.stderr
 
 
@@ -165,9 +169,6 @@ def kill_when(cmd, marker, timeout=300):
         proc.wait()
     assert proc.returncode == -signal.SIGKILL
     return ''.join(seen)
-
-
-ENV = dict(os.environ, PYTHONUNBUFFERED='1')
 
 
 def final_weights(work_dir):
