@@ -179,6 +179,12 @@ def model_complexity(cfg: Union[str, Config],
                   input_shape=[height, width],
                   padded_shape=list(inputs.shape[-2:]),
                   backbone=result['by_module'].get('backbone'))
+    rpn_cfg = (cfg.model.get('test_cfg') or {}).get('rpn')
+    if getattr(model, 'roi_head', None) is not None and rpn_cfg:
+        result['note'] = (
+            f'RoI heads counted on the RPN\'s proposals (at most '
+            f'{rpn_cfg.get("max_per_img")}; set '
+            f'model.test_cfg.rpn.max_per_img to change)')
     return result
 
 
@@ -193,7 +199,10 @@ def report_lines(results: List[Dict[str, object]]) -> List[str]:
         shape = 'x'.join(map(str, r['input_shape']))
         if r.get('padded_shape') and r['padded_shape'] != r['input_shape']:
             shape += ' (padded ' + 'x'.join(map(str, r['padded_shape'])) + ')'
-        name = r['model'] + (f' ({r["arch"]})' if 'arch' in r else '')
+        if r.get('config'):
+            name = osp.splitext(osp.basename(r['config']))[0]
+        else:
+            name = r['model'] + (f' ({r["arch"]})' if 'arch' in r else '')
         rows.append((name, shape, _fmt(r['params'], 1e6, 'M'),
                      _fmt(r['macs'], 1e9, 'G')))
         if r.get('backbone'):
@@ -203,6 +212,9 @@ def report_lines(results: List[Dict[str, object]]) -> List[str]:
     widths = [max(len(row[i]) for row in rows) for i in range(4)]
     lines = ['  '.join(c.ljust(w) for c, w in zip(row, widths)).rstrip()
              for row in rows]
+    for r in results:
+        if r.get('note'):
+            lines.append(f'{r.get("config", r["model"])}: {r["note"]}')
     unsupported = sorted({op for r in results for op in r['unsupported_ops']})
     if unsupported:
         lines.append('Not counted (no multiply-adds, or no handle in '
