@@ -376,7 +376,12 @@ class ConvMLP(BaseModule):
         super().init_weights()
 
     def _run(self, block: nn.Module, x: torch.Tensor) -> torch.Tensor:
-        if not (self.with_cp and x.requires_grad and torch.is_grad_enabled()):
+        # Non-reentrant checkpointing also works when only the parameters
+        # need grad, as for the tokenizer, whose input is the image and whose
+        # stride-2 activations are the largest in the network.
+        needs_grad = x.requires_grad or any(
+            p.requires_grad for p in block.parameters())
+        if not (self.with_cp and needs_grad and torch.is_grad_enabled()):
             return block(x)
         calls = []
 
