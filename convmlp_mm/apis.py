@@ -22,6 +22,7 @@ Output layout (``out_dir``)::
 Checkpoints load through mmengine's ``CheckpointLoader``, which
 ``convmlp_mm`` routes through ``weights_only=True``.
 """
+import copy
 import itertools
 import os
 import os.path as osp
@@ -124,14 +125,12 @@ def build_inferencer(config: Union[str, Config],
     ``meta['dataset_meta']`` (saved by mmengine's Runner), else the config's
     test dataset ``metainfo``; a head whose number of classes differs from
     the names found is an error, not a silently wrong legend."""
-    import convmlp_mm  # noqa: F401  registers ConvMLP, safe checkpoint loading
-
     if isinstance(config, str):
         if not osp.isfile(config):
             raise FileNotFoundError(f'Config file not found: {config}')
         cfg = Config.fromfile(config)
     else:
-        cfg = config.copy()
+        cfg = copy.deepcopy(config)  # the caller's config stays as it was
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
     if checkpoint is not None and not checkpoint.startswith(
