@@ -58,6 +58,8 @@ from convmlp_mm import ConvMLP  # noqa: E402
 # Paper Table 3, GMACs at 224x224, as the README states them.
 PAPER_GMACS = {'s': 2.40, 'm': 3.95, 'l': 9.90}
 
+SECTIONS = ('complexity', 'backbones', 'switches', 'scaling', 'models')
+
 # Whole models: (name, config, counterpart name, counterpart config, shape).
 MODEL_PAIRS = [
     ('RetinaNet', 'configs/detection/retinanet_convmlp_s_fpn_1x_coco.py',
@@ -700,11 +702,14 @@ def report(result: dict) -> str:
         f'{env["load_average_after"][0]:.2f} after; {env["date"]}.',
         '', 'Matrix multiply (n=%d): ' % result['matmul_n'] + ', '.join(
             f'{k} {v:.0f} GFLOP/s' for k, v in result['matmul'].items()),
-        '', '**Parameters and MACs at 224x224** (`mmengine.analysis`)', '',
-        table(result['complexity'],
-              [('model', 'model', 's'), ('params (M)', 'params_m', '.2f'),
-               ('GMACs', 'gmacs_224', '.2f'),
-               ('paper GMACs', 'paper_gmacs', '.2f')])]
+    ]
+    if result['complexity']:
+        parts += [
+            '', '**Parameters and MACs at 224x224** (`mmengine.analysis`)',
+            '', table(result['complexity'], [
+                ('model', 'model', 's'), ('params (M)', 'params_m', '.2f'),
+                ('GMACs', 'gmacs_224', '.2f'),
+                ('paper GMACs', 'paper_gmacs', '.2f')])]
     if result['backbones']:
         parts += ['', '**Backbones** (median of runs, IQR; FLOP = 2 MACs, '
                   'a training step counted as 3 forwards)', '',
@@ -783,6 +788,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--no-compile', dest='compile', action='store_false')
     parser.add_argument('--no-models', action='store_true',
                         help='skip the whole-model runs')
+    parser.add_argument('--sections', nargs='+', choices=SECTIONS,
+                        default=list(SECTIONS),
+                        help='run only these parts (default: all)')
     parser.add_argument('--json', default=None,
                         help='where to write the results (default: '
                         'work_dirs/benchmark[_quick].json)')
@@ -799,7 +807,8 @@ def parse_args(argv=None) -> argparse.Namespace:
         [(64, 64), (128, 128)] if quick else [(512, 512), (1024, 1024)])
     if args.compile is None:
         args.compile = not quick
-    args.models = not (quick or args.no_models)
+    args.models = 'models' in args.sections and not (quick or
+                                                     args.no_models)
     args.json = args.json or osp.join(
         'work_dirs', 'benchmark_quick.json' if quick else 'benchmark.json')
     return args
@@ -833,11 +842,16 @@ def main(argv=None) -> dict:
     for dtype in amp_dtypes(device):
         result['matmul'][str(dtype)[6:]] = matmul_rate(device, dtype, n,
                                                        settings)
-    result['complexity'] = run_complexity(args, device)
-    result['backbones'] = run_backbones(args, device, settings,
-                                        result['matmul'])
-    result['switches'] = run_switches(args, device, settings)
-    result['scaling'] = run_scaling(args, device, settings)
+    wanted = set(args.sections)
+    result['complexity'] = run_complexity(args, device) \
+        if 'complexity' in wanted else []
+    result['backbones'] = run_backbones(
+        args, device, settings, result['matmul']) \
+        if 'backbones' in wanted else []
+    result['switches'] = run_switches(args, device, settings) \
+        if 'switches' in wanted else []
+    result['scaling'] = run_scaling(args, device, settings) \
+        if 'scaling' in wanted else []
     result['models'] = run_models(args, device, settings) \
         if args.models else []
     result['targets'] = targets(result['switches'], result['scaling'])
