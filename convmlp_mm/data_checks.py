@@ -132,7 +132,52 @@ def coco_annotation_files(cfg, mode: str = 'train') -> List[str]:
 
 def check_annotation_files(cfg, mode: str = 'train') -> None:
     """Check every COCO annotation file a run reads (see
-    :func:`check_coco_json`). Missing files are left to the path checks,
-    which name all of them at once."""
+    :func:`check_coco_json`) and that its categories are ones the config
+    trains on. Missing files are left to the path checks, which name all of
+    them at once."""
     for path in coco_annotation_files(cfg, mode):
         check_coco_json(path)
+    check_category_names(cfg, mode)
+
+
+def _dataset_classes(dataset: dict) -> Optional[tuple]:
+    metainfo = dataset.get('metainfo') or {}
+    if metainfo.get('classes'):
+        return tuple(metainfo['classes'])
+    from mmdet.registry import DATASETS
+    dataset_cls = DATASETS.get(dataset.get('type', ''))
+    return tuple(getattr(dataset_cls, 'METAINFO', {}).get('classes', ())) \
+        or None
+
+
+def check_category_names(cfg, mode: str = 'train') -> None:
+    """mmdet's CocoDataset keeps only the categories whose names are in its
+    ``metainfo['classes']`` (COCO's 80 by default). When none match, every
+    image is dropped and mmengine fails later with "need at least one array
+    to concatenate"; say what is wrong instead."""
+    for loader_name in LOADERS[mode]:
+        loader = cfg.get(loader_name)
+        if not loader:
+            continue
+        for dataset in _leaf_datasets(loader.get('dataset')):
+            ann_file = dataset.get('ann_file')
+            if 'Coco' not in str(dataset.get('type', '')) or not ann_file:
+                continue
+            path = ann_file if osp.isabs(ann_file) else osp.join(
+                dataset.get('data_root') or '', ann_file)
+            if '://' in path or not osp.isfile(path) or \
+                    osp.getsize(path) > FULL_CHECK_MAX_BYTES:
+                continue
+            classes = _dataset_classes(dataset)
+            with open(path, encoding='utf-8') as f:
+                names = [c['name'] for c in json.load(f)['categories']]
+            if classes and not set(names) & set(classes):
+                raise AnnotationError(
+                    f'None of the categories in {path} '
+                    f'({", ".join(names[:5])}{", ..." if len(names) > 5 else ""})'
+                    f' is one of the classes {loader_name} trains on '
+                    f'({", ".join(classes[:5])}{", ..." if len(classes) > 5 else ""}), '
+                    'so every image would be dropped. Set '
+                    f'{loader_name}.dataset.metainfo.classes (and the head\'s '
+                    'num_classes) to the dataset\'s categories, as '
+                    'configs/demo/ does for the built-in data.')

@@ -125,6 +125,30 @@ def test_annotation_file_not_valid_coco(tiny, content, match):
     assert not work_dir.exists()
 
 
+def test_categories_that_the_config_does_not_train_on(tiny):
+    """The real COCO config (80 classes) on the built-in shapes would drop
+    every image; the error says so before anything is built."""
+    data_root, _, work_dir = tiny
+    config = os.path.join(REPO, 'configs', 'detection',
+                          'retinanet_convmlp_s_fpn_1x_coco.py')
+    message = train_main([config, '--data-root', data_root, '--work-dir',
+                          str(work_dir)])
+    assert 'None of the categories in' in message
+    assert '(circle, square, triangle)' in message
+    assert '(person, bicycle, car' in message
+    assert 'train_dataloader.dataset.metainfo.classes' in message
+    assert not work_dir.exists()
+
+
+def test_resume_from_missing_file_is_one_line(tiny):
+    data_root, config, work_dir = tiny
+    missing = str(work_dir.parent / 'no_such_checkpoint.pth')
+    message = train_main([config, '--data-root', data_root, '--work-dir',
+                          str(work_dir), '--resume', missing])
+    assert message == (f'error: Checkpoint "{missing}" does not exist; check '
+                       'the path given to init_cfg, load_from or --resume.')
+
+
 # --- training-time faults ---------------------------------------------------
 
 class _DivergeAt(Hook):

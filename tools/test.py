@@ -64,7 +64,8 @@ def main(argv=None) -> None:
         setup_cpu_distributed(cfg, args.launcher)
         runner = build_runner(cfg)
         runner.test()
-    except (ConfigError, CheckpointError, AnnotationError) as exc:
+    except (ConfigError, CheckpointError, AnnotationError,
+            FileNotFoundError) as exc:
         sys.exit(f'error: {exc}')
 
 

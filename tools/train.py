@@ -80,7 +80,7 @@ def main(argv=None) -> None:
         setup_cpu_distributed(cfg, args.launcher)
         runner = build_runner(cfg)
         runner.train()
-    except (ConfigError, CheckpointError, AnnotationError,
+    except (ConfigError, CheckpointError, AnnotationError, FileNotFoundError,
             NonFiniteLossError) as exc:
         # What the user must change, without a traceback to dig through.
         sys.exit(f'error: {exc}')
