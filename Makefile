@@ -2,6 +2,8 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
+# e.g. make demo DEMO_ARGS=--with-maskrcnn (see python tools/demo.py --help)
+DEMO_ARGS ?=
 
 .PHONY: install test demo benchmark clean
 
@@ -12,7 +14,7 @@ test: install
 	$(PY) -m pytest tests $(PYTEST_ARGS)
 
 demo: install
-	$(PY) tools/demo.py
+	$(PY) tools/demo.py $(DEMO_ARGS)
 
 benchmark: install
 	$(PY) tools/analysis/benchmark.py

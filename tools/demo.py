@@ -1,0 +1,421 @@
+"""``make demo``: train and evaluate ConvMLP-S models on built-in data.
+
+1. Writes the synthetic shapes datasets (COCO and ADE20K layout) under
+   ``data/`` unless they are already there.
+2. Trains RetinaNet-ConvMLP-S and Semantic-FPN-ConvMLP-S (and, with
+   ``--with-maskrcnn``, Mask R-CNN-ConvMLP-S) from scratch with
+   ``tools/train.py`` on the visible configs in ``configs/demo/``, then
+   evaluates the last checkpoint with ``tools/test.py`` (pycocotools bbox mAP,
+   mmseg mIoU).
+3. Prints one results table, writes ``work_dirs/demo/results.json`` and draws
+   pictures: validation predictions next to the ground truth, and the
+   training loss / validation metric curves.
+
+Run it again and finished steps are reused; an interrupted training resumes
+from its last complete checkpoint (``--fresh`` starts over).
+"""
+import argparse
+import collections
+import glob
+import json
+import os
+import os.path as osp
+import re
+import shutil
+import subprocess
+import sys
+import time
+import warnings
+import zipfile
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Sequence
+
+REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+sys.path.insert(0, REPO)  # run from a clone without an installed package
+
+# mmengine imports pkg_resources for mmdet::/mmseg:: bases; its deprecation
+# warning says nothing a demo user can act on.
+warnings.filterwarnings('ignore', message='pkg_resources is deprecated')
+
+from convmlp_mm.datasets import (SyntheticDatasetError,  # noqa: E402
+                                 make_ade20k_dataset, make_coco_dataset)
+
+# What the default demo must reach on the built-in validation split.
+THRESHOLDS = {'bbox_mAP': 0.6, 'mIoU': 0.7}
+# Console lines worth showing from the train/test processes (the full logs
+# are in each work dir): progress with ETA and losses, metrics, problems.
+SHOWN = re.compile(
+    r'mmengine - (INFO - (Epoch|Iter|Saving|Load|Resum|The best)|'
+    r'(WARNING|ERROR) - (?!"(FileClient|HardDiskBackend)))|'
+    r'^ Average Precision|^\| +\w+ +\| +[\d.]+|^Traceback|Error')
+
+
+@dataclass
+class Job:
+    """One model of the demo: config, data, metric."""
+    key: str
+    title: str
+    config: str
+    dataset: str  # 'coco' or 'ade20k'
+    metrics: Dict[str, str]  # results.json key -> key in mmengine's log
+    by_epoch: bool
+    extra: List[str] = field(default_factory=list)
+
+    @property
+    def task(self) -> str:
+        return 'segmentation' if self.dataset == 'ade20k' else 'detection'
+
+
+JOBS = {
+    'retinanet':
+    Job('retinanet', 'RetinaNet-ConvMLP-S',
+        'configs/demo/retinanet_convmlp_s_fpn_demo_shapes.py', 'coco',
+        {'bbox_mAP': 'coco/bbox_mAP', 'bbox_mAP_50': 'coco/bbox_mAP_50'},
+        by_epoch=True),
+    'semfpn':
+    Job('semfpn', 'Semantic-FPN-ConvMLP-S',
+        'configs/demo/fpn_convmlp_s_demo_shapes.py', 'ade20k',
+        {'mIoU': 'mIoU', 'mAcc': 'mAcc', 'aAcc': 'aAcc'}, by_epoch=False),
+    'maskrcnn':
+    Job('maskrcnn', 'Mask R-CNN-ConvMLP-S',
+        'configs/demo/maskrcnn_convmlp_s_fpn_demo_shapes.py', 'coco',
+        {'maskrcnn_bbox_mAP': 'coco/bbox_mAP',
+         'maskrcnn_segm_mAP': 'coco/segm_mAP'}, by_epoch=True),
+}
+
+# --smoke: the whole path in seconds (tests, a quick check of a set-up).
+SMOKE_DATA = dict(num_train=8, num_val=2, image_size=(128, 96))
+SMOKE_OPTIONS = {
+    True: ['train_cfg.max_epochs=1', 'train_cfg.val_interval=1',
+           'default_hooks.checkpoint.interval=1',
+           'train_dataloader.batch_size=4', 'default_hooks.logger.interval=1'],
+    False: ['train_cfg.max_iters=2', 'train_cfg.val_interval=2',
+            'default_hooks.checkpoint.interval=2',
+            'default_hooks.logger.interval=1'],
+}
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description='Train and evaluate ConvMLP-S detectors/segmentors on '
+        'built-in synthetic data, then print and draw the results.')
+    parser.add_argument('--work-dir', default=osp.join('work_dirs', 'demo'))
+    parser.add_argument('--data-dir', default='data',
+                        help='where the synthetic datasets live '
+                        '(synthetic_coco/, synthetic_ade20k/)')
+    parser.add_argument('--with-maskrcnn', action='store_true',
+                        help='also train Mask R-CNN-ConvMLP-S (about 2x '
+                        'the RetinaNet time)')
+    parser.add_argument('--only', nargs='+', choices=sorted(JOBS),
+                        help='run only these models')
+    parser.add_argument('--fresh', action='store_true',
+                        help='delete the demo work dir and train again')
+    parser.add_argument('--smoke', action='store_true',
+                        help='a few iterations on tiny data: checks the '
+                        'path, not the thresholds')
+    parser.add_argument('--verbose', action='store_true',
+                        help='show the train/test processes\' whole output')
+    return parser.parse_args(argv)
+
+
+# --------------------------------------------------------------------------
+# Small helpers
+# --------------------------------------------------------------------------
+def write_json_atomic(path: str, data) -> None:
+    """Write ``data`` so that ``path`` is either the old or the new file."""
+    tmp = f'{path}.tmp-{os.getpid()}'
+    with open(tmp, 'w') as f:
+        json.dump(data, f, indent=2, sort_keys=True)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def is_complete_checkpoint(path: str) -> bool:
+    """torch.save writes a zip whose directory comes last: a file cut short
+    by an interruption has none."""
+    return osp.isfile(path) and zipfile.is_zipfile(path)
+
+
+def checkpoint_step(path: str) -> int:
+    match = re.search(r'(?:epoch|iter)_(\d+)\.pth$', path)
+    return int(match.group(1)) if match else -1
+
+
+def latest_checkpoint(work_dir: str) -> Optional[str]:
+    """The newest complete ``epoch_N.pth``/``iter_N.pth`` in ``work_dir``."""
+    found = sorted(
+        glob.glob(osp.join(work_dir, 'epoch_*.pth')) +
+        glob.glob(osp.join(work_dir, 'iter_*.pth')),
+        key=checkpoint_step)
+    for path in reversed(found):
+        if is_complete_checkpoint(path):
+            return path
+    return None
+
+
+def show_path(path: str) -> str:
+    """Relative to the current folder when inside it, else absolute."""
+    rel = osp.relpath(path)
+    return path if rel.startswith('..') else rel
+
+
+def run_logged(cmd: Sequence[str], log_path: str, verbose: bool) -> None:
+    """Run ``cmd``, echo the interesting lines, keep the rest in a file."""
+    shown = [show_path(c) if osp.isabs(c) else c for c in cmd]
+    shown[0] = 'python'
+    print('$ ' + ' '.join(shown), flush=True)
+    tail = collections.deque(maxlen=60)
+    env = dict(os.environ, PYTHONUNBUFFERED='1')
+    with open(log_path, 'w') as log, subprocess.Popen(
+            cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            cwd=REPO, env=env) as proc:
+        for line in proc.stdout:
+            log.write(line)
+            tail.append(line)
+            if verbose or SHOWN.search(line):
+                sys.stdout.write('  ' + line)
+                sys.stdout.flush()
+        code = proc.wait()
+    if code != 0:
+        sys.stdout.write(''.join(tail))
+        raise SystemExit(f'error: `{" ".join(cmd[1:3])}` failed (exit code '
+                         f'{code}); its whole output is in {log_path}')
+
+
+def final_step(job: Job, smoke: bool) -> int:
+    """max_epochs / max_iters of the job's config (and the smoke options)."""
+    from mmengine.config import Config
+    cfg = Config.fromfile(osp.join(REPO, job.config))
+    if smoke:
+        return 1 if job.by_epoch else 2
+    return cfg.train_cfg.max_epochs if job.by_epoch else cfg.train_cfg.max_iters
+
+
+def newest_metrics_json(test_dir: str) -> Dict:
+    """The metrics mmengine's LoggerHook dumped for the newest test run."""
+    runs = sorted(glob.glob(osp.join(test_dir, '2*', '2*.json')))
+    if not runs:
+        raise SystemExit(f'error: tools/test.py left no metrics in {test_dir}')
+    with open(runs[-1]) as f:
+        return json.load(f)
+
+
+# --------------------------------------------------------------------------
+# Steps
+# --------------------------------------------------------------------------
+def make_data(data_dir: str, smoke: bool) -> Dict[str, str]:
+    sizes = SMOKE_DATA if smoke else {}
+    suffix = '_smoke' if smoke else ''
+    try:
+        coco = make_coco_dataset(
+            osp.join(data_dir, f'synthetic_coco{suffix}'), **sizes)
+        ade = make_ade20k_dataset(
+            osp.join(data_dir, f'synthetic_ade20k{suffix}'), **sizes)
+    except SyntheticDatasetError as exc:
+        raise SystemExit(f'error: {exc}')
+    return {'coco': coco, 'ade20k': ade}
+
+
+def train(job: Job, work_dir: str, data_root: str, args) -> float:
+    """Train unless the last checkpoint exists; resume a cut-short run."""
+    last = final_step(job, args.smoke)
+    unit = 'epoch' if job.by_epoch else 'iter'
+    final = osp.join(work_dir, f'{unit}_{last}.pth')
+    if is_complete_checkpoint(final):
+        print(f'{job.title}: trained already ({show_path(final)})')
+        return 0.0
+    cmd = [sys.executable, osp.join(REPO, 'tools', 'train.py'),
+           osp.join(REPO, job.config), '--work-dir', work_dir,
+           '--data-root', data_root]
+    resume = latest_checkpoint(work_dir)
+    if resume:
+        print(f'{job.title}: resuming from {show_path(resume)}')
+        cmd += ['--resume', resume]
+    if args.smoke:
+        cmd += ['--cfg-options'] + SMOKE_OPTIONS[job.by_epoch]
+    start = time.time()
+    run_logged(cmd, osp.join(work_dir, 'train_console.log'), args.verbose)
+    if not is_complete_checkpoint(final):
+        raise SystemExit(f'error: training ended without {final}')
+    return time.time() - start
+
+
+def test(job: Job, work_dir: str, data_root: str, args) -> Dict:
+    """Evaluate the last checkpoint (once: the result is kept in a file)."""
+    checkpoint = latest_checkpoint(work_dir)
+    done_file = osp.join(work_dir, 'test_metrics.json')
+    if osp.isfile(done_file):
+        with open(done_file) as f:
+            done = json.load(f)
+        if (done.get('checkpoint') == checkpoint and
+                done.get('mtime') == os.stat(checkpoint).st_mtime):
+            print(f'{job.title}: evaluated already ({show_path(done_file)})')
+            return done
+    test_dir = osp.join(work_dir, 'test')
+    shutil.rmtree(test_dir, ignore_errors=True)  # a cut-short earlier test
+    os.makedirs(test_dir)
+    out = (osp.join(test_dir, 'predictions.pkl') if job.task == 'detection'
+           else osp.join(test_dir, 'pred_masks'))
+    cmd = [sys.executable, osp.join(REPO, 'tools', 'test.py'),
+           osp.join(REPO, job.config), checkpoint, '--work-dir', test_dir,
+           '--data-root', data_root, '--out', out, '--show-dir', 'show']
+    start = time.time()
+    run_logged(cmd, osp.join(work_dir, 'test_console.log'), args.verbose)
+    logged = newest_metrics_json(test_dir)
+    metrics = {}
+    no_detections = job.task == 'detection' and not any(
+        k.startswith('coco/') for k in logged)
+    for key, log_key in job.metrics.items():
+        if log_key not in logged:
+            if no_detections:
+                # CocoMetric reports nothing when the model detects nothing.
+                print(f'{job.title}: no detections at all; {key} = 0')
+                logged[log_key] = 0.0
+            else:
+                raise SystemExit(f'error: {log_key} is missing from the '
+                                 f'test metrics {sorted(logged)}')
+        value = float(logged[log_key])
+        # mmseg reports percentages, pycocotools fractions.
+        metrics[key] = value / 100 if job.task == 'segmentation' else value
+    show = glob.glob(osp.join(test_dir, '2*', 'show')) + glob.glob(
+        osp.join(test_dir, 'show', 'vis_data', 'vis_image'))
+    done = dict(checkpoint=checkpoint, mtime=os.stat(checkpoint).st_mtime,
+                metrics=metrics, test_seconds=round(time.time() - start, 1),
+                predictions=out, show_dir=sorted(show)[-1] if show else None)
+    write_json_atomic(done_file, done)
+    return done
+
+
+def draw_pictures(jobs: Sequence[Job], results: Dict, roots: Dict[str, str],
+                  work_root: str) -> List[str]:
+    """Curves of every run, and validation predictions of each model."""
+    from mmengine.config import Config
+
+    from convmlp_mm.visualization import (find_files, plot_training_curves,
+                                          save_image_grid,
+                                          save_segmentation_figure)
+    pictures = [plot_training_curves(
+        [(job.title, osp.join(work_root, job.key), list(job.metrics.values()))
+         for job in jobs], osp.join(work_root, 'training_curves.png'))]
+    for job in jobs:
+        done = results['models'][job.key]
+        out_file = osp.join(work_root, f'{job.key}_val_predictions.png')
+        if job.task == 'detection':
+            shown = find_files(done['show_dir'], '*.jpg', limit=6)
+            if not shown:
+                raise SystemExit(f'error: no pictures in {done["show_dir"]}')
+            what = 'boxes and masks' if 'mask' in job.key else 'boxes'
+            pictures.append(save_image_grid(
+                shown, out_file,
+                f'{job.title} on validation images: ground truth (left), '
+                f'predicted {what} with score >= 0.3 (right)'))
+        else:
+            metainfo = Config.fromfile(osp.join(REPO, job.config)).metainfo
+            preds = find_files(done['predictions'], '*.png', limit=4)
+            root = roots[job.dataset]
+            samples = [(osp.join(root, 'images', 'validation',
+                                 osp.basename(p)[:-4] + '.jpg'),
+                        osp.join(root, 'annotations', 'validation',
+                                 osp.basename(p)), p) for p in preds]
+            pictures.append(save_segmentation_figure(
+                samples, metainfo['classes'], metainfo['palette'], out_file,
+                f'{job.title} on validation images (mIoU '
+                f'{done["metrics"]["mIoU"]:.3f} over all of them)'))
+    return pictures
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    started = time.time()
+    work_root = osp.abspath(args.work_dir)
+    if args.fresh and osp.isdir(work_root):
+        shutil.rmtree(work_root)
+    os.makedirs(work_root, exist_ok=True)
+    keys = args.only or (['retinanet', 'semfpn'] +
+                         (['maskrcnn'] if args.with_maskrcnn else []))
+    jobs = [JOBS[k] for k in keys]
+
+    print('== data', flush=True)
+    roots = make_data(osp.abspath(args.data_dir), args.smoke)
+    for name, root in roots.items():
+        print(f'{name}: {show_path(root)}')
+
+    results: Dict = {'models': {}}
+    for job in jobs:
+        print(f'\n== {job.title}: train ({job.config})', flush=True)
+        work_dir = osp.join(work_root, job.key)
+        os.makedirs(work_dir, exist_ok=True)
+        seconds = train(job, work_dir, roots[job.dataset], args)
+        print(f'\n== {job.title}: test', flush=True)
+        done = test(job, work_dir, roots[job.dataset], args)
+        entry = dict(done, config=job.config, work_dir=work_dir)
+        if seconds:
+            entry['train_seconds'] = round(seconds, 1)
+        else:  # reused: keep the time of the run that trained it
+            previous = _previous_results(work_root)
+            entry['train_seconds'] = previous.get('models', {}).get(
+                job.key, {}).get('train_seconds')
+        results['models'][job.key] = entry
+        results.update(done['metrics'])
+
+    print('\n== pictures', flush=True)
+    pictures = draw_pictures(jobs, results, roots, work_root)
+    results['pictures'] = pictures
+    results['seconds'] = round(time.time() - started, 1)
+    results['smoke'] = args.smoke
+    passed = print_table(jobs, results, check=not args.smoke)
+    results['passed'] = passed
+    write_json_atomic(osp.join(work_root, 'results.json'), results)
+    print(f'\nresults: {show_path(osp.join(work_root, "results.json"))}')
+    print('pictures:')
+    for path in pictures:
+        print(f'  {show_path(path)}')
+    return 0 if passed or args.smoke else 1
+
+
+def _previous_results(work_root: str) -> Dict:
+    path = osp.join(work_root, 'results.json')
+    if not osp.isfile(path):
+        return {}
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except ValueError:
+        return {}
+
+
+def print_table(jobs: Sequence[Job], results: Dict, check: bool) -> bool:
+    """Print the results table; True when every threshold is reached."""
+    rows = []
+    passed = True
+    for job in jobs:
+        model = results['models'][job.key]
+        for key, value in model['metrics'].items():
+            threshold = THRESHOLDS.get(key)
+            verdict = ''
+            if threshold is not None:
+                ok = value >= threshold
+                passed &= ok
+                verdict = f'>= {threshold:.2f} ' + ('yes' if ok else 'NO')
+            train_s = model.get('train_seconds')
+            rows.append((job.title, key, f'{value:.3f}', verdict,
+                         f'{train_s:.0f} s' if train_s else 'reused'))
+    header = ('model', 'metric', 'value', 'target', 'train time')
+    widths = [max(len(r[i]) for r in rows + [header]) for i in range(5)]
+    line = '+'.join('-' * (w + 2) for w in widths)
+    print('\n' + line)
+    print('|'.join(f' {h:<{w}} ' for h, w in zip(header, widths)))
+    print(line)
+    for row in rows:
+        print('|'.join(f' {c:<{w}} ' for c, w in zip(row, widths)))
+    print(line)
+    print(f'total {results["seconds"]:.0f} s')
+    if check:
+        print('all targets reached' if passed else
+              'WARNING: a target was missed (see the table)')
+    return passed
+
+
+if __name__ == '__main__':
+    sys.exit(main())
