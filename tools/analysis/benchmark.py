@@ -163,6 +163,29 @@ def measure(fn: Callable[[], object], settings: Settings,
     return Measurement.merge(runs)[0]
 
 
+def measure_interleaved(fns: Dict[str, Callable[[], object]],
+                        settings: Settings) -> Dict[str, Measurement]:
+    """Like :func:`measure` for several functions compared with each other:
+    the runs take turns (A, B, C, A, B, C, ...), so a change in the
+    machine's load during the measurement hits all of them alike."""
+    timers = {}
+    for name, fn in fns.items():
+        for _ in range(settings.warmup):
+            fn()
+        timers[name] = Timer(stmt='fn()', globals={'fn': fn}, label=name,
+                             num_threads=settings.threads)
+    runs = {name: [] for name in fns}
+    total, rounds = 0.0, 0
+    while rounds < settings.min_runs or (
+            total < settings.min_time and rounds < settings.max_runs):
+        rounds += 1
+        for name, timer in timers.items():
+            run = timer.timeit(number=1)
+            runs[name].append(run)
+            total += run.median / len(fns)
+    return {name: Measurement.merge(r)[0] for name, r in runs.items()}
+
+
 def peak_memory_mib(fn: Callable[[], object], device: torch.device,
                     reset: Optional[Callable[[], object]] = None) -> float:
     """MiB that one call of ``fn`` allocates at its peak, beyond what was
@@ -422,21 +445,25 @@ def run_switches(args, device, settings) -> List[dict]:
                 variant=label, size=fmt_shape(shape), batch=args.batch,
                 max_rel_diff=max_relative_difference(outs, refs),
                 first_call_s=time.perf_counter() - t0))
-        for (label, model, inp, amp), row in zip(variants, rows_here):
-            for mode in ('inference', 'train'):
+        for mode in ('inference', 'train'):
+            fns = {}
+            for label, model, inp, amp in variants:
                 model.train(mode == 'train')
-                fn = (infer_fn if mode == 'inference' else train_fn)(
+                fns[label] = (infer_fn if mode == 'inference' else train_fn)(
                     model, inp, amp)
-                m = measure(fn, settings)
+            timings = measure_interleaved(fns, settings)
+            for (label, model, _, _), row in zip(variants, rows_here):
+                m = timings[label]
                 row[f'{mode}_ms'] = m.median * 1e3
                 row[f'{mode}_iqr_ms'] = m.iqr * 1e3
                 if mode == 'train':
                     row['train_peak_mib'] = peak_memory_mib(
-                        fn, device, lambda: model.zero_grad(set_to_none=True))
+                        fns[label], device,
+                        lambda: model.zero_grad(set_to_none=True))
+                    model.zero_grad(set_to_none=True)
                 log(f'{label} {fmt_shape(shape)} {mode}: '
                     f'{m.median * 1e3:.0f} ms')
-            model.zero_grad(set_to_none=True)
-            rows.append(row)
+        rows.extend(rows_here)
         base = next(r for r in rows if r['variant'].startswith('default (')
                     and r['size'] == fmt_shape(shape))
         for row in rows:
@@ -462,12 +489,12 @@ def run_scaling(args, device, settings) -> List[dict]:
     small, large = args.scaling_sizes
     model = build_backbone('s', device)
     for mode in ('inference', 'train'):
-        times = {}
+        model.train(mode == 'train')
+        fns = {shape: (infer_fn if mode == 'inference' else train_fn)(
+            model, torch.randn(args.batch, 3, *shape, device=device))
+            for shape in (small, large)}
+        times = measure_interleaved(fns, settings)
         for shape in (small, large):
-            x = torch.randn(args.batch, 3, *shape, device=device)
-            model.train(mode == 'train')
-            fn = (infer_fn if mode == 'inference' else train_fn)(model, x)
-            times[shape] = measure(fn, settings)
             log(f'scaling {fmt_shape(shape)} {mode}: '
                 f'{times[shape].median * 1e3:.0f} ms')
         model.zero_grad(set_to_none=True)
