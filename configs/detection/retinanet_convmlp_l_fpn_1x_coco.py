@@ -7,5 +7,5 @@ model = dict(
         init_cfg=dict(
             checkpoint='https://shi-labs.com/projects/convmlp/checkpoints/'
             'convmlp_l_imagenet.pth')),
-    # ConvMLP-L widths of levels 1-3 (strides 8, 16, 32).
-    neck=dict(in_channels=[192, 384, 768]))
+    # ConvMLP-L widths of levels 0-3 (strides 4, 8, 16, 32).
+    neck=dict(in_channels=[96, 192, 384, 768]))

@@ -7,5 +7,5 @@ model = dict(
         init_cfg=dict(
             checkpoint='https://shi-labs.com/projects/convmlp/checkpoints/'
             'convmlp_m_imagenet.pth')),
-    # ConvMLP-M widths of levels 1-3 (strides 8, 16, 32).
-    neck=dict(in_channels=[128, 256, 512]))
+    # ConvMLP-M widths of levels 0-3 (strides 4, 8, 16, 32).
+    neck=dict(in_channels=[64, 128, 256, 512]))

@@ -10,13 +10,11 @@ model = dict(
         _delete_=True,  # no ResNet depth/style/... leaking in
         type='ConvMLP',
         arch='s',
-        # The original release feeds RetinaNet's FPN all four levels with
-        # start_level=1, so the stride-4 level is computed and dropped. Here
-        # the backbone emits only strides 8, 16, 32 and the FPN starts at its
-        # first input: the same modules and state-dict keys (so the same
-        # 18.74 / 27.13 / 52.90M parameters and the release's checkpoints
-        # load), without a stride-4 output that no neck level consumes.
-        out_indices=(1, 2, 3),
+        # All four levels, as the original release: RetinaNet's FPN starts at
+        # level 1 (stride 8), so the stride-4 level is emitted but not read.
+        # Every backbone parameter still trains (level 1 is computed from
+        # level 0), so DDP needs no find_unused_parameters.
+        out_indices=(0, 1, 2, 3),
         drop_path_rate=0.1,
         frozen_stages=-1,
         norm_eval=False,
@@ -26,8 +24,8 @@ model = dict(
             checkpoint='https://shi-labs.com/projects/convmlp/checkpoints/'
             'convmlp_s_imagenet.pth')),
     neck=dict(
-        in_channels=[128, 256, 512],
-        start_level=0,
+        in_channels=[64, 128, 256, 512],
+        start_level=1,
         add_extra_convs='on_input',  # P6 from C5, P7 from P6, as upstream
         num_outs=5))
 
