@@ -47,7 +47,7 @@ THRESHOLDS = {'bbox_mAP': 0.6, 'mIoU': 0.7}
 SHOWN = re.compile(
     r'mmengine - (INFO - (Epoch|Iter|Saving|Load|Resum|The best)|'
     r'(WARNING|ERROR) - (?!"(FileClient|HardDiskBackend)))|'
-    r'^ Average Precision|^\| +\w+ +\| +[\d.]+|^Traceback|Error')
+    r'^\| +\w+ +\| +[\d.]+|^Traceback|Error')
 
 
 @dataclass
