@@ -50,8 +50,8 @@ def test_plain_formulation_refuses_ablations():
 
 def test_peak_memory_sees_activations():
     model = ConvMLP(arch='s', drop_path_rate=0.0).train()
-    small = benchmark.train_fn(model, torch.randn(1, 3, 64, 64))
-    large = benchmark.train_fn(model, torch.randn(1, 3, 128, 128))
+    small = benchmark.train_fn(model, torch.randn(1, 3, 32, 32))
+    large = benchmark.train_fn(model, torch.randn(1, 3, 96, 96))
     small()
     cpu = torch.device('cpu')
     reset = lambda: model.zero_grad(set_to_none=True)  # noqa: E731
@@ -72,7 +72,10 @@ def test_bad_size_is_named():
 
 def test_quick_run_tables_and_json(tmp_path, capsys):
     out = tmp_path / 'bench.json'
-    result = benchmark.main(['--quick', '--json', str(out), '--runs', '1'])
+    threads = torch.get_num_threads()
+    # one thread: two contend badly for a busy CI machine's cores
+    result = benchmark.main(['--quick', '--json', str(out), '--runs', '1',
+                             '--threads', '1'])
     printed = capsys.readouterr().out
     on_disk = json.loads(out.read_text())
     assert on_disk['quick'] is True
@@ -117,3 +120,5 @@ def test_quick_run_tables_and_json(tmp_path, capsys):
         assert f'**{title}' in printed
     assert '| ConvMLP-S | 8.51 | 2.40 | 2.40 |' in printed
     assert result['switches'] == on_disk['switches']
+    assert result['environment']['threads'] == 1
+    assert torch.get_num_threads() == threads  # restored

@@ -848,8 +848,16 @@ def main(argv=None) -> dict:
     if device.type == 'cuda' and not torch.cuda.is_available():
         raise SystemExit('--device cuda asked for, but torch sees no GPU; '
                          'use --device cpu.')
+    threads_before = torch.get_num_threads()
     if args.threads:
         torch.set_num_threads(args.threads)
+    try:
+        return _run(args, device)
+    finally:
+        torch.set_num_threads(threads_before)
+
+
+def _run(args: argparse.Namespace, device: torch.device) -> dict:
     threads = torch.get_num_threads()
     quick = args.quick
     settings = Settings(warmup=1 if quick else 2,
