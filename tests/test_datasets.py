@@ -1,6 +1,5 @@
 """The built-in synthetic datasets: real formats, reproducible, careful."""
 import hashlib
-import json
 import os
 import os.path as osp
 import subprocess

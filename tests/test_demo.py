@@ -7,8 +7,6 @@ import os.path as osp
 import subprocess
 import sys
 
-import pytest
-
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
 

@@ -189,7 +189,8 @@ def final_step(job: Job, smoke: bool) -> int:
     cfg = Config.fromfile(osp.join(REPO, job.config))
     if smoke:
         return 1 if job.by_epoch else 2
-    return cfg.train_cfg.max_epochs if job.by_epoch else cfg.train_cfg.max_iters
+    loop = cfg.train_cfg
+    return loop.max_epochs if job.by_epoch else loop.max_iters
 
 
 def newest_metrics_json(test_dir: str) -> Dict:
@@ -403,12 +404,17 @@ def print_table(jobs: Sequence[Job], results: Dict, check: bool) -> bool:
                          f'{train_s:.0f} s' if train_s else 'reused'))
     header = ('model', 'metric', 'value', 'target', 'train time')
     widths = [max(len(r[i]) for r in rows + [header]) for i in range(5)]
-    line = '+'.join('-' * (w + 2) for w in widths)
+    line = '+' + '+'.join('-' * (w + 2) for w in widths) + '+'
+
+    def cells(values):
+        padded = (f' {c:<{w}} ' for c, w in zip(values, widths))
+        return '|' + '|'.join(padded) + '|'
+
     print('\n' + line)
-    print('|'.join(f' {h:<{w}} ' for h, w in zip(header, widths)))
+    print(cells(header))
     print(line)
     for row in rows:
-        print('|'.join(f' {c:<{w}} ' for c, w in zip(row, widths)))
+        print(cells(row))
     print(line)
     print(f'total {results["seconds"]:.0f} s')
     if check:

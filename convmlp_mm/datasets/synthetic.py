@@ -1,10 +1,10 @@
 """Small synthetic datasets in the real COCO and ADE20K formats.
 
 Scenes are shapes of several kinds, sizes and rotations on textured
-backgrounds, each class in its own (jittered) hue family: a task that a detector or segmentor visibly learns in minutes on
-a CPU, stored exactly as mmdet's ``CocoDataset`` and mmseg's
-``ADE20KDataset`` read them, so the real configs, pipelines and metrics run on
-it unchanged.
+backgrounds, each class in its own (jittered) hue family: a task that a
+detector or segmentor visibly learns in minutes on a CPU, stored exactly as
+mmdet's ``CocoDataset`` and mmseg's ``ADE20KDataset`` read them, so the real
+configs, pipelines and metrics run on it unchanged.
 
 Everything is derived from ``seed`` (one random stream per image), JSON is
 written with sorted keys and JPEG/PNG through OpenCV's encoders, so the same
@@ -18,7 +18,7 @@ import os
 import os.path as osp
 import shutil
 import tempfile
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Sequence, Tuple
 
 import cv2
 import numpy as np
