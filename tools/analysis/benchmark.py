@@ -29,7 +29,7 @@ buffers that go through the allocator, but not the Python heap.
 
 Examples::
 
-    python tools/analysis/benchmark.py                  # full run (CPU: ~15 min)
+    python tools/analysis/benchmark.py                  # everything (CPU: an hour)
     python tools/analysis/benchmark.py --quick          # the test suite's run
     python tools/analysis/benchmark.py --archs s --sizes 224 512 --no-models
     python tools/analysis/benchmark.py --device cuda --json work_dirs/gpu.json
@@ -588,7 +588,7 @@ def run_models(args, device, settings) -> List[dict]:
     rows = []
     for title, ours, theirs, scope, shape in MODEL_PAIRS:
         shape = args.model_shape or shape
-        times = {}
+        steps, params = {}, {}
         for backbone, config in (('ConvMLP-S', ours), ('ResNet-50', theirs)):
             model = build_whole_model(config, scope, device)
             model.train()
@@ -596,21 +596,26 @@ def run_models(args, device, settings) -> List[dict]:
                 model.parameters(), lr=1e-4, weight_decay=1e-4))
             data = synthetic_batch(scope, shape, args.batch, device)
 
-            def step():
+            def step(model=model, optim=optim, data=data):
                 with DefaultScope.overwrite_default_scope(scope):
                     return model.train_step(data, optim)
 
-            m = measure(step, settings)
-            times[backbone] = m.median
+            steps[backbone] = step
+            params[backbone] = sum(
+                p.numel() for p in model.parameters()) / 1e6
+        # the two models take turns, so load changes hit both alike
+        timings = measure_interleaved(steps, settings)
+        for backbone, config in (('ConvMLP-S', ours), ('ResNet-50', theirs)):
+            m = timings[backbone]
             rows.append(dict(
                 model=title, backbone=backbone, config=config,
                 size=fmt_shape(shape), batch=args.batch,
-                params_m=sum(p.numel() for p in model.parameters()) / 1e6,
-                iter_s=m.median, iqr_s=m.iqr, iters_per_s=1 / m.median,
-                runs=len(m.times)))
+                params_m=params[backbone], iter_s=m.median, iqr_s=m.iqr,
+                iters_per_s=1 / m.median, runs=len(m.times)))
             log(f'{title} {backbone} {fmt_shape(shape)}: {m.median:.2f} s/it')
-            del model, optim
-        rows[-2]['speed_vs_r50'] = times['ResNet-50'] / times['ConvMLP-S']
+        rows[-2]['speed_vs_r50'] = \
+            timings['ResNet-50'].median / timings['ConvMLP-S'].median
+        del steps
     return rows
 
 
