@@ -167,7 +167,7 @@ def run_logged(cmd: Sequence[str], log_path: str, verbose: bool) -> None:
     print('$ ' + ' '.join(shown), flush=True)
     tail = collections.deque(maxlen=60)
     env = dict(os.environ, PYTHONUNBUFFERED='1')
-    with open(log_path, 'w') as log, subprocess.Popen(
+    with open(log_path, 'w', buffering=1) as log, subprocess.Popen(
             cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
             cwd=REPO, env=env) as proc:
         for line in proc.stdout:
@@ -310,7 +310,7 @@ def draw_pictures(jobs: Sequence[Job], results: Dict, roots: Dict[str, str],
             pictures.append(save_image_grid(
                 shown, out_file,
                 f'{job.title} on validation images: ground truth (left), '
-                f'predicted {what} with score >= 0.3 (right)'))
+                f'predicted {what} with score >= 0.5 (right)'))
         else:
             metainfo = Config.fromfile(osp.join(REPO, job.config)).metainfo
             preds = find_files(done['predictions'], '*.png', limit=4)

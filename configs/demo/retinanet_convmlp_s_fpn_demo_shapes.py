@@ -72,6 +72,9 @@ param_scheduler = [
 train_cfg = dict(max_epochs=max_epochs, val_interval=2)
 default_hooks = dict(
     logger=dict(interval=8),
-    checkpoint=dict(interval=2, max_keep_ckpts=1))
+    checkpoint=dict(interval=2, max_keep_ckpts=1),
+    # Pictures (tools/test.py --show-dir): confident boxes only, so that a
+    # weaker duplicate does not hide the right label.
+    visualization=dict(score_thr=0.5))
 log_processor = dict(window_size=8)
 randomness = dict(seed=0)
