@@ -99,7 +99,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description='Train and evaluate ConvMLP-S detectors/segmentors on '
         'built-in synthetic data, then print and draw the results.')
-    parser.add_argument('--work-dir', default=osp.join('work_dirs', 'demo'))
+    parser.add_argument(
+        '--work-dir',
+        help='default: work_dirs/demo (work_dirs/demo_smoke with --smoke, '
+        'so that a smoke run never feeds a real one)')
     parser.add_argument('--data-dir', default='data',
                         help='where the synthetic datasets live '
                         '(synthetic_coco/, synthetic_ade20k/)')
@@ -329,7 +332,8 @@ def draw_pictures(jobs: Sequence[Job], results: Dict, roots: Dict[str, str],
 def main(argv=None) -> int:
     args = parse_args(argv)
     started = time.time()
-    work_root = osp.abspath(args.work_dir)
+    work_root = osp.abspath(args.work_dir or osp.join(
+        'work_dirs', 'demo_smoke' if args.smoke else 'demo'))
     if args.fresh and osp.isdir(work_root):
         shutil.rmtree(work_root)
     os.makedirs(work_root, exist_ok=True)
