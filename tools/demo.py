@@ -261,9 +261,12 @@ def test(job: Job, work_dir: str, data_root: str, args) -> Dict:
     os.makedirs(test_dir)
     out = (osp.join(test_dir, 'predictions.pkl') if job.task == 'detection'
            else osp.join(test_dir, 'pred_masks'))
+    # mmdet puts --show-dir under <work dir>/<time>/, mmseg takes it as is.
+    show_dir = ('show' if job.task == 'detection' else
+                osp.join(test_dir, 'show'))
     cmd = [sys.executable, osp.join(REPO, 'tools', 'test.py'),
            osp.join(REPO, job.config), checkpoint, '--work-dir', test_dir,
-           '--data-root', data_root, '--out', out, '--show-dir', 'show']
+           '--data-root', data_root, '--out', out, '--show-dir', show_dir]
     start = time.time()
     run_logged(cmd, osp.join(work_dir, 'test_console.log'), args.verbose)
     logged = newest_metrics_json(test_dir)
