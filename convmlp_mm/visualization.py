@@ -191,7 +191,7 @@ def save_segmentation_figure(samples: Sequence[Tuple[str, str, str]],
                for n, c in zip(classes, palette)]
     fig.legend(handles=handles, loc='lower center', ncol=len(classes))
     fig.suptitle(title)
-    fig.tight_layout(rect=(0, 0.04, 1, 1))
+    fig.tight_layout(rect=(0, 0.04, 1, 0.97))
     path = _save(fig, out_file)
     plt.close(fig)
     return path
