@@ -75,5 +75,8 @@ def test_cpu_ddp_wrapper_drops_device_ids_and_syncbn(tmp_path):
                        for m in wrapped.modules())
         wrapped(torch.rand(2, 3, 8, 8)).sum().backward()
         assert wrapped.module[0].weight.grad is not None
+        # DDP's reducer must go before its process group: freed after
+        # destroy_process_group, gloo's destructor waits forever on a worker.
+        del wrapped
     finally:
         dist.destroy_process_group()

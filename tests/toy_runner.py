@@ -94,7 +94,7 @@ model = dict(
                             blocks=[1, 1, 1],
                             dims=[32, 48, 64], mlp_ratio=1),
                   drop_path_rate=0.0, init_cfg=None),
-    neck=dict(in_channels=[32, 48, 64], out_channels=32),
+    neck=dict(in_channels=[16, 32, 48, 64], out_channels=32),
     bbox_head=dict(num_classes=3, in_channels=32, feat_channels=32,
                    stacked_convs=1))
 train_pipeline = [
