@@ -148,7 +148,8 @@ def test_missing_data_paths_fail_before_any_model_is_built(coco_root,
 
 def test_data_root_rewrites_every_loader_and_the_coco_metric(coco_root):
     args = load_tool('train').parse_args(
-        [RETINANET, '--data-root', coco_root])
+        [RETINANET, '--data-root', coco_root, '--cfg-options',
+         *detection_options(RETINANET)])
     cfg = prepare_train_config(args)
     for loader in ('train', 'val', 'test'):
         assert cfg[f'{loader}_dataloader'].dataset.data_root == coco_root
@@ -170,19 +171,22 @@ def test_data_root_rewrites_every_loader_and_the_coco_metric(coco_root):
 def test_flags_map_to_the_config(coco_root, tmp_path):
     train_tool = load_tool('train')
     cfg = prepare_train_config(train_tool.parse_args(
-        [RETINANET, '--data-root', coco_root, '--amp', '--resume']))
+        [RETINANET, '--data-root', coco_root, '--amp', '--resume',
+         '--cfg-options', *detection_options(RETINANET)]))
     assert cfg.optim_wrapper.type == 'CPUAmpOptimWrapper'
     assert cfg.resume is True and cfg.load_from is None
     assert cfg.work_dir == './work_dirs/retinanet_convmlp_s_fpn_1x_coco'
     cfg = prepare_train_config(train_tool.parse_args(
         [RETINANET, '--data-root', coco_root, '--resume', 'x.pth',
-         '--work-dir', str(tmp_path)]))
+         '--work-dir', str(tmp_path), '--cfg-options',
+         *detection_options(RETINANET)]))
     assert (cfg.resume, cfg.load_from, cfg.work_dir) == (True, 'x.pth',
                                                          str(tmp_path))
     assert cfg.auto_scale_lr.enable is False
     with pytest.raises(ConfigError, match='no bfloat16 CPU kernels'):
         prepare_train_config(train_tool.parse_args(
-            [MASKRCNN, '--data-root', coco_root, '--amp']))
+            [MASKRCNN, '--data-root', coco_root, '--amp', '--cfg-options',
+             *detection_options(MASKRCNN)]))
     with pytest.raises(ConfigError, match='dist_segmentation.sh'):
         prepare_train_config(train_tool.parse_args(
             [SEMFPN, '--task', 'detection']))
@@ -191,7 +195,7 @@ def test_flags_map_to_the_config(coco_root, tmp_path):
     with pytest.raises(ConfigError, match='.pkl'):
         prepare_test_config(test_tool.parse_args(
             [RETINANET, 'ckpt.pth', '--data-root', coco_root, '--out',
-             'preds.json']))
+             'preds.json', '--cfg-options', *detection_options(RETINANET)]))
 
 
 def test_offline_checkpoint_error_names_the_cfg_options_fix(
