@@ -37,6 +37,7 @@ from mmengine.logging import print_log
 from mmengine.runner.checkpoint import CheckpointLoader
 
 from .arch import ARCH_ZOO
+from .fileio import partial_path, replace_atomically
 
 # The classifier's final LayerNorm and linear head: not part of the backbone.
 CLASSIFIER_PREFIXES = ('norm.', 'head.')
@@ -329,11 +330,6 @@ def load_backbone_checkpoint(model: nn.Module,
 def save_checkpoint_atomically(obj, path: str) -> None:
     """``torch.save`` to a temporary file renamed into place, so an
     interrupted write never leaves a half-written file under ``path``."""
-    directory = osp.dirname(osp.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    tmp = f'{path}.tmp-{os.getpid()}'
-    with open(tmp, 'wb') as f:
-        torch.save(obj, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    partial = partial_path(path)
+    torch.save(obj, partial)
+    replace_atomically(partial, path)

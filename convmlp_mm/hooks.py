@@ -32,33 +32,10 @@ from mmengine.hooks import CheckpointHook, Hook
 from mmengine.registry import HOOKS
 from mmengine.runner import EpochBasedTrainLoop
 
-PARTIAL_SUFFIX = '.partial'
-
+from .fileio import PARTIAL_SUFFIX, replace_atomically, write_text_atomically
 
 class NonFiniteLossError(RuntimeError):
     """Training produced a NaN or infinite loss."""
-
-
-def replace_atomically(src: str, dst: str) -> None:
-    """fsync ``src`` and rename it to ``dst`` (atomic on POSIX and Windows),
-    then fsync the folder so the rename survives a power cut."""
-    with open(src, 'rb') as f:
-        os.fsync(f.fileno())
-    os.replace(src, dst)
-    if hasattr(os, 'O_DIRECTORY'):
-        fd = os.open(osp.dirname(osp.abspath(dst)), os.O_DIRECTORY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
-def write_text_atomically(path: str, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file and a rename."""
-    partial = path + PARTIAL_SUFFIX
-    with open(partial, 'w') as f:
-        f.write(text)
-    replace_atomically(partial, path)
 
 
 @HOOKS.register_module()

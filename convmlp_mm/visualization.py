@@ -8,11 +8,12 @@ with titles and a legend. matplotlib is imported when a figure is drawn.
 """
 import glob
 import json
-import os
 import os.path as osp
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
+
+from .fileio import partial_path, replace_atomically
 
 __all__ = [
     'load_scalars', 'plot_training_curves', 'save_image_grid',
@@ -29,10 +30,9 @@ def _pyplot():
 
 def _save(fig, out_file: str) -> str:
     """Save through a temporary name so a reader never sees half a PNG."""
-    os.makedirs(osp.dirname(osp.abspath(out_file)), exist_ok=True)
-    tmp = f'{out_file}.tmp-{os.getpid()}.png'
-    fig.savefig(tmp, dpi=100, bbox_inches='tight')
-    os.replace(tmp, out_file)
+    partial = partial_path(out_file)
+    fig.savefig(partial, format='png', dpi=100, bbox_inches='tight')
+    replace_atomically(partial, out_file)
     return out_file
 
 

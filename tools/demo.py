@@ -39,6 +39,7 @@ warnings.filterwarnings('ignore', message='pkg_resources is deprecated')
 
 from convmlp_mm.datasets import (SyntheticDatasetError,  # noqa: E402
                                  make_ade20k_dataset, make_coco_dataset)
+from convmlp_mm.fileio import write_text_atomically  # noqa: E402
 
 # What the default demo must reach on the built-in validation split.
 THRESHOLDS = {'bbox_mAP': 0.6, 'mIoU': 0.7}
@@ -126,12 +127,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 # --------------------------------------------------------------------------
 def write_json_atomic(path: str, data) -> None:
     """Write ``data`` so that ``path`` is either the old or the new file."""
-    tmp = f'{path}.tmp-{os.getpid()}'
-    with open(tmp, 'w') as f:
-        json.dump(data, f, indent=2, sort_keys=True)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    write_text_atomically(path, json.dumps(data, indent=2, sort_keys=True))
 
 
 def is_complete_checkpoint(path: str) -> bool:
