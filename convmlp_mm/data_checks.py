@@ -5,7 +5,7 @@ deep inside pycocotools, after the model was built and the work dir written.
 """
 import json
 import os.path as osp
-from typing import Iterator, List, Optional
+from typing import Iterator, List, Optional, Tuple
 
 # Above this size only the cheap truncation check runs: parsing COCO's 450 MB
 # train2017 file twice costs ~20 s and a few GB of memory.
@@ -87,36 +87,46 @@ def _coco_problems(data) -> List[str]:
     return problems
 
 
-def _leaf_datasets(dataset) -> Iterator[dict]:
+def leaf_datasets(dataset) -> Iterator[dict]:
     """The datasets inside wrappers (RepeatDataset, ConcatDataset, ...)."""
     if not isinstance(dataset, dict):
         return
     if 'datasets' in dataset:
         for inner in dataset['datasets']:
-            yield from _leaf_datasets(inner)
+            yield from leaf_datasets(inner)
     elif isinstance(dataset.get('dataset'), dict):
-        yield from _leaf_datasets(dataset['dataset'])
+        yield from leaf_datasets(dataset['dataset'])
     else:
         yield dataset
 
 
-def coco_annotation_files(cfg, mode: str = 'train') -> List[str]:
-    """Local COCO JSON files a ``'train'`` or ``'test'`` run reads
-    (datasets of a ``Coco*`` type, and ``CocoMetric`` evaluators)."""
-    files: List[str] = []
+def _coco_datasets(cfg, mode: str) -> Iterator[Tuple[str, dict, str]]:
+    """``(loader, dataset, local ann_file path)`` for every ``Coco*`` dataset
+    a ``'train'`` or ``'test'`` run reads."""
     for loader_name in LOADERS[mode]:
         loader = cfg.get(loader_name)
         if not loader or loader_name == 'val_dataloader' and \
                 not cfg.get('val_cfg'):
             continue
-        for dataset in _leaf_datasets(loader.get('dataset')):
+        for dataset in leaf_datasets(loader.get('dataset')):
             ann_file: Optional[str] = dataset.get('ann_file')
             if 'Coco' not in str(dataset.get('type', '')) or not ann_file \
                     or dataset.get('backend_args'):
                 continue
             root = dataset.get('data_root') or ''
-            files.append(ann_file if osp.isabs(ann_file) else
-                         osp.join(root, ann_file))
+            path = ann_file if osp.isabs(ann_file) else osp.join(root,
+                                                                  ann_file)
+            if '://' not in path and osp.isfile(path):
+                yield loader_name, dataset, path
+
+
+def coco_annotation_files(cfg, mode: str = 'train') -> List[str]:
+    """Local COCO JSON files a ``'train'`` or ``'test'`` run reads
+    (datasets of a ``Coco*`` type, and ``CocoMetric`` evaluators)."""
+    files = [path for _, _, path in _coco_datasets(cfg, mode)]
+    for loader_name in LOADERS[mode]:
+        if loader_name == 'val_dataloader' and not cfg.get('val_cfg'):
+            continue
         evaluator = cfg.get(loader_name.replace('dataloader', 'evaluator'))
         metrics = evaluator if isinstance(evaluator, list) else [evaluator]
         for metric in metrics:
@@ -155,29 +165,19 @@ def check_category_names(cfg, mode: str = 'train') -> None:
     ``metainfo['classes']`` (COCO's 80 by default). When none match, every
     image is dropped and mmengine fails later with "need at least one array
     to concatenate"; say what is wrong instead."""
-    for loader_name in LOADERS[mode]:
-        loader = cfg.get(loader_name)
-        if not loader:
+    for loader_name, dataset, path in _coco_datasets(cfg, mode):
+        if osp.getsize(path) > FULL_CHECK_MAX_BYTES:
             continue
-        for dataset in _leaf_datasets(loader.get('dataset')):
-            ann_file = dataset.get('ann_file')
-            if 'Coco' not in str(dataset.get('type', '')) or not ann_file:
-                continue
-            path = ann_file if osp.isabs(ann_file) else osp.join(
-                dataset.get('data_root') or '', ann_file)
-            if '://' in path or not osp.isfile(path) or \
-                    osp.getsize(path) > FULL_CHECK_MAX_BYTES:
-                continue
-            classes = _dataset_classes(dataset)
-            with open(path, encoding='utf-8') as f:
-                names = [c['name'] for c in json.load(f)['categories']]
-            if classes and not set(names) & set(classes):
-                raise AnnotationError(
-                    f'None of the categories in {path} '
-                    f'({", ".join(names[:5])}{", ..." if len(names) > 5 else ""})'
-                    f' is one of the classes {loader_name} trains on '
-                    f'({", ".join(classes[:5])}{", ..." if len(classes) > 5 else ""}), '
-                    'so every image would be dropped. Set '
-                    f'{loader_name}.dataset.metainfo.classes (and the head\'s '
-                    'num_classes) to the dataset\'s categories, as '
-                    'configs/demo/ does for the built-in data.')
+        classes = _dataset_classes(dataset)
+        with open(path, encoding='utf-8') as f:
+            names = [c['name'] for c in json.load(f)['categories']]
+        if classes and not set(names) & set(classes):
+            raise AnnotationError(
+                f'None of the categories in {path} '
+                f'({", ".join(names[:5])}{", ..." if len(names) > 5 else ""})'
+                f' is one of the classes {loader_name} trains on '
+                f'({", ".join(classes[:5])}{", ..." if len(classes) > 5 else ""}), '
+                'so every image would be dropped. Set '
+                f'{loader_name}.dataset.metainfo.classes (and the head\'s '
+                'num_classes) to the dataset\'s categories, as '
+                'configs/demo/ does for the built-in data.')

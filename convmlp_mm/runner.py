@@ -20,7 +20,7 @@ import logging
 import os
 import os.path as osp
 from contextlib import contextmanager
-from typing import Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 import torch.distributed as torch_dist
@@ -32,7 +32,7 @@ from mmengine.optim import OptimWrapper
 from mmengine.registry import MODEL_WRAPPERS, OPTIM_WRAPPERS, RUNNERS
 from mmengine.runner import Runner
 
-from .data_checks import check_annotation_files
+from .data_checks import leaf_datasets, check_annotation_files
 
 # default_scope -> task, as the launchers name them.
 TASKS = {'mmdet': 'detection', 'mmseg': 'segmentation'}
@@ -77,17 +77,6 @@ def check_task(cfg: Config, expected: str, config_path: str = 'config'
             f'Use ./{launcher} {config_path} GPUS DATA_ROOT instead.')
 
 
-def _leaf_datasets(dataset: dict) -> Iterator[dict]:
-    """The datasets inside wrappers (RepeatDataset, ConcatDataset, ...)."""
-    if 'datasets' in dataset:
-        for inner in dataset['datasets']:
-            yield from _leaf_datasets(inner)
-    elif isinstance(dataset.get('dataset'), dict):
-        yield from _leaf_datasets(dataset['dataset'])
-    else:
-        yield dataset
-
-
 def _is_remote(path: str) -> bool:
     return '://' in str(path)
 
@@ -114,7 +103,7 @@ def set_data_root(cfg: Config, data_root: str) -> None:
         loader = cfg.get(loader_name)
         if not loader or 'dataset' not in loader:
             continue
-        leaves = list(_leaf_datasets(loader['dataset']))
+        leaves = list(leaf_datasets(loader['dataset']))
         for dataset in leaves:
             dataset['data_root'] = data_root
         evaluator = cfg.get(EVALUATORS.get(loader_name, ''))
@@ -143,7 +132,7 @@ def _needed_paths(cfg: Config, loader_names: Sequence[str]
         loader = cfg.get(loader_name)
         if not loader or 'dataset' not in loader:
             continue
-        for dataset in _leaf_datasets(loader['dataset']):
+        for dataset in leaf_datasets(loader['dataset']):
             if dataset.get('backend_args'):
                 continue  # a storage backend (petrel, ...): not local files
             root = dataset.get('data_root')
