@@ -379,9 +379,9 @@ class ConvMLP(BaseModule):
         # Non-reentrant checkpointing also works when only the parameters
         # need grad, as for the tokenizer, whose input is the image and whose
         # stride-2 activations are the largest in the network.
-        needs_grad = x.requires_grad or any(
-            p.requires_grad for p in block.parameters())
-        if not (self.with_cp and needs_grad and torch.is_grad_enabled()):
+        if not (self.with_cp and torch.is_grad_enabled()) or not (
+                x.requires_grad or
+                any(p.requires_grad for p in block.parameters())):
             return block(x)
         calls = []
 
