@@ -9,13 +9,17 @@ the conv stage take an NCHW-shaped tensor with channels-last strides; the
 Conv-MLP stages work on the NHWC view of the same memory (``permute`` is
 free), so LayerNorm and Linear see contiguous channels and the depthwise and
 downsampling convolutions see channels-last input. No layout conversion copies
-memory between the input and the four outputs.
+memory between the input and the four outputs. The convolution weights are
+kept channels-last too, so oneDNN does not reorder them on every call, and the
+gradients that come back through the (contiguous NCHW) outputs are turned
+channels-last before they meet the trunk's own.
 """
 import warnings
 from typing import List, Optional, Sequence, Union
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 import torch.utils.checkpoint as cp
 from mmcv.cnn import build_norm_layer
 from mmcv.cnn.bricks import DropPath
@@ -77,6 +81,24 @@ class ConvStage(nn.Module):
         self.downsample = nn.Conv2d(channels, out_channels, 3, 2, 1)
 
 
+def channel_linear(fc: nn.Linear, x: torch.Tensor) -> torch.Tensor:
+    """``fc(x)`` over the channels of an NHWC tensor.
+
+    In fp32 on CPU this runs as the same product written as a 1x1 convolution
+    of the NCHW view (channels-last memory: no copy), which oneDNN computes,
+    while ``F.linear`` goes to the BLAS, whose fp32 GEMM ran at half oneDNN's
+    rate on this project's AMD CPUs (README, Performance). Results agree to
+    float rounding; the parameters stay the Linear's. Under bf16 autocast,
+    ``F.linear`` already goes to oneDNN and was the faster of the two; on
+    other devices it is the fast path too.
+    """
+    if (x.device.type != 'cpu' or x.dim() != 4 or x.dtype != torch.float32
+            or torch.is_autocast_enabled('cpu')):
+        return fc(x)
+    return F.conv2d(x.permute(0, 3, 1, 2), fc.weight[:, :, None, None],
+                    fc.bias).permute(0, 2, 3, 1)
+
+
 class Mlp(nn.Module):
     """Linear -> GELU -> Linear on the last (channel) dimension."""
 
@@ -87,7 +109,7 @@ class Mlp(nn.Module):
         self.fc2 = nn.Linear(hidden, dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc2(self.act(self.fc1(x)))
+        return channel_linear(self.fc2, self.act(channel_linear(self.fc1, x)))
 
 
 class ConvMLPBlock(nn.Module):
@@ -170,6 +192,24 @@ class ConvMLPStage(nn.Module):
         self.downsample_mlp = (
             DOWNSAMPLES[downsample](dim, out_dim) if out_dim else
             nn.Identity())
+
+
+class _ToContiguousNCHW(torch.autograd.Function):
+    """``x.contiguous()`` whose backward returns the gradient channels-last.
+
+    A neck hands back contiguous NCHW gradients for the emitted levels. Added
+    as they are to the trunk's channels-last gradient, they would make the sum
+    NCHW, and every kernel upstream (max-pool, BatchNorm, convolution) would
+    reorder it again; one conversion here, the mirror of the forward copy,
+    keeps the backward pass in one layout."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
+        return x.contiguous()
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        return grad.contiguous(memory_format=torch.channels_last)
 
 
 class _FrozenBatchNormStats:
@@ -323,6 +363,10 @@ class ConvMLP(BaseModule):
                          dims[i + 1] if i + 1 < len(blocks) else None,
                          mlp_ratio, dprs[i], downsample, dwconv)
             for i in range(len(blocks)))
+        # Channels-last convolution weights: in the default layout oneDNN
+        # reorders each weight (and its gradient back) on every call.
+        # Initialisation, load_state_dict and .to(device) keep this layout.
+        self.to(memory_format=torch.channels_last)
         self._freeze_stages()
 
     @staticmethod
@@ -424,6 +468,7 @@ class ConvMLP(BaseModule):
             if i == 0 or i == len(self.stages) - 1:
                 outs.append(x.permute(0, 3, 1, 2))
 
-        # Necks and heads index these as plain NCHW tensors; this is the one
-        # layout conversion, and only for the levels asked for.
-        return tuple(outs[i].contiguous() for i in self.out_indices)
+        # Necks and heads (and mmcv ops such as RoIAlign) expect plain NCHW
+        # tensors; this is the one layout conversion, and only for the levels
+        # asked for.
+        return tuple(_ToContiguousNCHW.apply(outs[i]) for i in self.out_indices)

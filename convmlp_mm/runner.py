@@ -32,6 +32,8 @@ from mmengine.optim import OptimWrapper
 from mmengine.registry import MODEL_WRAPPERS, OPTIM_WRAPPERS, RUNNERS
 from mmengine.runner import Runner
 
+from .allocator import ENV_SWITCH as ALLOCATOR_SWITCH
+from .allocator import keep_freed_cpu_memory
 from .data_checks import leaf_datasets, check_annotation_files
 
 # default_scope -> task, as the launchers name them.
@@ -332,7 +334,12 @@ def load_config(path: str, cfg_options: Optional[Dict] = None,
 
 def build_runner(cfg: Config) -> Runner:
     """``Runner.from_cfg``, or the registered ``runner_type``, as
-    upstream."""
+    upstream. Freed CPU memory is kept for the next step first (see
+    :mod:`convmlp_mm.allocator`)."""
+    if keep_freed_cpu_memory():
+        print_log(f'glibc malloc keeps freed memory for reuse (convmlp_mm.'
+                  f'allocator; {ALLOCATOR_SWITCH}=0 turns this off)',
+                  logger='current')
     if 'runner_type' in cfg:
         return RUNNERS.build(cfg)
     return Runner.from_cfg(cfg)

@@ -54,6 +54,7 @@ ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 sys.path.insert(0, ROOT)  # run from a checkout without installing
 
 from convmlp_mm import ConvMLP  # noqa: E402
+from convmlp_mm.allocator import keep_freed_cpu_memory  # noqa: E402
 
 # Paper Table 3, GMACs at 224x224, as the README states them.
 PAPER_GMACS = {'s': 2.40, 'm': 3.95, 'l': 9.90}
@@ -84,7 +85,9 @@ class PlainConvMLP(ConvMLP):
     layout the input has (NCHW normally) and, in the Conv-MLP stages, makes a
     contiguous NCHW copy before and a contiguous NHWC copy after every
     depthwise and downsampling conv, as the release's ``permute`` calls
-    followed by contiguous kernels do. Not registered: not a backbone to use.
+    followed by contiguous kernels do. Its convolution weights are contiguous
+    NCHW and its channel MLPs are ``nn.Linear`` calls, as in the release.
+    Not registered: not a backbone to use.
     """
 
     def __init__(self, *args, **kwargs):
@@ -92,6 +95,7 @@ class PlainConvMLP(ConvMLP):
         if not (self.conv_stage and self.stages[0].blocks[0].dwconv):
             raise ValueError('PlainConvMLP reproduces the default ConvMLP '
                              'only; turn the ablation switches off.')
+        self.to(memory_format=torch.contiguous_format)
 
     def forward(self, x: torch.Tensor) -> tuple:
         outs = [self.tokenizer(x)]
@@ -103,10 +107,12 @@ class PlainConvMLP(ConvMLP):
         x = x.permute(0, 2, 3, 1).contiguous()
         for i, stage in enumerate(self.stages):
             for blk in stage.blocks:
-                x = x + blk.drop_path(blk.channel_mlp1(blk.norm1(x)))
+                x = x + blk.drop_path(linear_mlp(blk.channel_mlp1,
+                                                 blk.norm1(x)))
                 y = blk.connect_norm(x).permute(0, 3, 1, 2).contiguous()
                 x = blk.connect(y).permute(0, 2, 3, 1).contiguous()
-                x = x + blk.drop_path(blk.channel_mlp2(blk.norm2(x)))
+                x = x + blk.drop_path(linear_mlp(blk.channel_mlp2,
+                                                 blk.norm2(x)))
             if not isinstance(stage.downsample_mlp, nn.Identity):
                 y = x.permute(0, 3, 1, 2).contiguous()
                 x = stage.downsample_mlp.downsample(y)
@@ -116,11 +122,17 @@ class PlainConvMLP(ConvMLP):
         return tuple(outs[i].contiguous() for i in self.out_indices)
 
 
-def make_plain(model: ConvMLP) -> PlainConvMLP:
-    """A :class:`PlainConvMLP` of the same size holding ``model``'s weights."""
+def linear_mlp(mlp: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """The release's channel MLP: ``nn.Linear`` calls (the BLAS on CPU)."""
+    return mlp.fc2(mlp.act(mlp.fc1(x)))
+
+
+def make_plain(model: ConvMLP, **kwargs) -> PlainConvMLP:
+    """A :class:`PlainConvMLP` of the same size holding ``model``'s weights
+    (``kwargs``, e.g. ``drop_path_rate``, go to its constructor)."""
     plain = PlainConvMLP(arch=model.arch_settings,
                          in_channels=model.in_channels,
-                         out_indices=model.out_indices)
+                         out_indices=model.out_indices, **kwargs)
     plain.load_state_dict(model.state_dict())
     return plain.to(next(model.parameters()).device)
 
@@ -245,7 +257,10 @@ def count_forward_copies(model: nn.Module, x: torch.Tensor) -> dict:
     for event in prof.events():
         if event.name not in COPY_OPS:
             continue
-        if event.cpu_parent is not None:
+        # Called from Python: at the top, or inside a Python autograd
+        # Function (recorded under its class name, not an aten:: op).
+        parent = event.cpu_parent
+        if parent is not None and parent.name.startswith('aten::'):
             in_kernels += event.name == 'aten::copy_'
             continue
         # a reshape or contiguous that needs no copy calls no copy_
@@ -294,6 +309,16 @@ def matmul_rate(device: torch.device, dtype: torch.dtype, n: int,
     a = torch.randn(n, n, device=device, dtype=dtype)
     b = torch.randn(n, n, device=device, dtype=dtype)
     m = measure(lambda: a @ b, settings, 'matmul')
+    return 2 * n**3 / m.median / 1e9
+
+
+def onednn_gemm_rate(n: int, settings: Settings) -> float:
+    """The same n x n x n product in fp32 written as a 1x1 convolution over a
+    channels-last tensor, which oneDNN computes on CPU: the path the
+    backbone's channel MLPs take (``convmlp_mm.backbone.channel_linear``)."""
+    x = torch.randn(1, n, 1, n).contiguous(memory_format=torch.channels_last)
+    w = torch.randn(n, n, 1, 1)
+    m = measure(lambda: torch.nn.functional.conv2d(x, w), settings, 'gemm')
     return 2 * n**3 / m.median / 1e9
 
 
@@ -392,7 +417,8 @@ def run_backbones(args, device, settings, rates) -> List[dict]:
                     iqr_ms=m.iqr * 1e3, runs=len(m.times),
                     images_per_s=args.batch / m.median, peak_mib=mem,
                     gflop_per_s=rate,
-                    pct_of_matmul=100 * rate / rates['float32']))
+                    pct_of_matmul=100 * rate / max(
+                        v for k, v in rates.items() if 'float32' in k)))
                 log(f'{display_name(name)} {fmt_shape(shape)} {mode}: '
                     f'{m.median * 1e3:.0f} ms')
             model.zero_grad(set_to_none=True)
@@ -701,6 +727,7 @@ def environment(device: torch.device, threads: int) -> dict:
             '%Y-%m-%d %H:%M UTC'),
         torch=torch.__version__, python=platform.python_version(),
         device=device.type, threads=threads,
+        keep_freed_cpu_memory=keep_freed_cpu_memory(),
         load_average_before=list(os.getloadavg()))
     if device.type == 'cuda':
         env['device_name'] = torch.cuda.get_device_name(device)
@@ -732,7 +759,8 @@ def report(result: dict) -> str:
         f'{env["threads"]} threads; batch {result["batch"]}; '
         f'load average {env["load_average_before"][0]:.2f} before, '
         f'{env["load_average_after"][0]:.2f} after; {env["date"]}.',
-        '', 'Matrix multiply (n=%d): ' % result['matmul_n'] + ', '.join(
+        '', 'Matrix multiply (n=%d; torch.matmul, "oneDNN" = the same '
+        'product as a 1x1 convolution): ' % result['matmul_n'] + ', '.join(
             f'{k} {v:.0f} GFLOP/s' for k, v in result['matmul'].items()),
     ]
     if result['complexity']:
@@ -752,7 +780,7 @@ def report(result: dict) -> str:
                       ('img/s', 'images_per_s', '.2f'),
                       ('peak MiB', 'peak_mib', '.0f'),
                       ('GFLOP/s', 'gflop_per_s', '.0f'),
-                      ('% of fp32 matmul', 'pct_of_matmul', '.0f')])]
+                      ('% of best fp32 GEMM', 'pct_of_matmul', '.0f')])]
     if result['switches']:
         parts += ['', '**Switches on ConvMLP-S** (same weights and input; '
                   'difference = max|out - default fp32| / max|default fp32|)',
@@ -853,6 +881,9 @@ def main(argv=None) -> dict:
     if device.type == 'cuda' and not torch.cuda.is_available():
         raise SystemExit('--device cuda asked for, but torch sees no GPU; '
                          'use --device cpu.')
+    # As tools/train.py does: freed CPU memory stays in the process, so the
+    # steps measured here do not pay page faults that training does not.
+    keep_freed_cpu_memory()
     threads_before = torch.get_num_threads()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -879,6 +910,8 @@ def _run(args: argparse.Namespace, device: torch.device) -> dict:
     result['matmul_n'] = n
     result['matmul'] = {'float32': matmul_rate(device, torch.float32, n,
                                                settings)}
+    if device.type == 'cpu':
+        result['matmul']['float32 oneDNN'] = onednn_gemm_rate(n, settings)
     for dtype in amp_dtypes(device):
         result['matmul'][str(dtype)[6:]] = matmul_rate(device, dtype, n,
                                                        settings)
