@@ -283,3 +283,34 @@ def test_segmentation_label_maps(tmp_path):
     assert abs(sum(c['fraction'] for c in present) - 1) < 1e-4
     assert {c['label'] for c in present} == set(np.unique(label_map))
     assert mmcv.imread(entry['vis']).shape == (45, 70, 3)
+
+
+def test_amp_loss_curve_trains_both_precisions(tmp_path):
+    """tools/analysis/amp_loss_curve.py: two short trainings of the demo's
+    Semantic FPN (fp32 and --amp, same seed) and the comparison of their
+    loss curves, on data the test makes."""
+    from convmlp_mm.datasets import make_ade20k_dataset
+    spec = importlib.util.spec_from_file_location(
+        'convmlp_amp_loss_curve',
+        osp.join(REPO, 'tools', 'analysis', 'amp_loss_curve.py'))
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    data = make_ade20k_dataset(str(tmp_path / 'ade'), num_train=4,
+                               num_val=2, image_size=(96, 64))
+    work = tmp_path / 'curve'
+    result = tool.main(['--steps', '3', '--data-root', data,
+                        '--work-dir', str(work), '--smooth', '2'])
+    c = result['comparison']
+    assert c['iters'] == [1, 2, 3]
+    assert len(c['fp32']) == len(c['amp']) == 3
+    # the same data and seed: the first losses differ by bf16 rounding only,
+    # and the two runs are not one run reported twice
+    assert c['fp32'][0] != c['amp'][0]
+    assert abs(c['amp'][0] - c['fp32'][0]) / c['fp32'][0] < 0.05
+    assert 'mIoU' in result['validation']['fp32']
+    assert 'mIoU' in result['validation']['amp']
+    saved = json.loads((work / 'amp_loss_curve.json').read_text())
+    assert saved['comparison']['fp32'] == c['fp32']
+    assert (work / 'amp_loss_curve.png').stat().st_size > 0
+    assert "type='CPUAmpOptimWrapper'" in open(
+        work / 'amp' / 'fpn_convmlp_s_demo_shapes.py').read()
