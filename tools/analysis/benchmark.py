@@ -458,7 +458,11 @@ def run_switches(args, device, settings) -> List[dict]:
                              x, dtype))
         variants.append(('default + with_cp', with_cp, x, None))
         if args.compile:
-            compiled = torch.compile(default)
+            # One static graph per size: dynamo otherwise recompiles the
+            # second size with symbolic shapes, which inductor (torch 2.13)
+            # failed to lower for this network ("Invalid ranges [0:-1]").
+            torch._dynamo.reset()
+            compiled = torch.compile(default, dynamic=False)
             variants.append(('default + torch.compile', compiled, x, None))
         # Outputs first: training steps move the BatchNorm statistics.
         rows_here = []
