@@ -446,7 +446,14 @@ class ConvMLP(BaseModule):
                 f'{tuple(x.shape)}; convert the images or set in_channels.')
         outs = []
         x = x.contiguous(memory_format=torch.channels_last)
-        x = self._run(self.tokenizer, x)
+        if self.with_cp:
+            # Its stride-2 activations are the largest in the network: one
+            # checkpoint per conv-BN-ReLU keeps just one of them alive while
+            # the backward pass recomputes.
+            for i in range(0, len(self.tokenizer.block), 3):
+                x = self._run(self.tokenizer.block[i:i + 3], x)
+        else:
+            x = self.tokenizer(x)
         outs.append(x)
 
         if self.conv_stage:
