@@ -312,5 +312,7 @@ def test_amp_loss_curve_trains_both_precisions(tmp_path):
     saved = json.loads((work / 'amp_loss_curve.json').read_text())
     assert saved['comparison']['fp32'] == c['fp32']
     assert (work / 'amp_loss_curve.png').stat().st_size > 0
-    assert "type='CPUAmpOptimWrapper'" in open(
-        work / 'amp' / 'fpn_convmlp_s_demo_shapes.py').read()
+    assert "type='CPUAmpOptimWrapper'" in open(osp.join(
+        result['run_dir'], 'amp', 'fpn_convmlp_s_demo_shapes.py')).read()
+    assert "CPUAmpOptimWrapper" not in open(osp.join(
+        result['run_dir'], 'fp32', 'fpn_convmlp_s_demo_shapes.py')).read()

@@ -3,8 +3,9 @@ compare the training-loss curves.
 
 Both runs go through ``tools/train.py`` with the same config, seed and data
 order; the only difference is ``--amp`` (bf16 autocast on CPU, fp16 with loss
-scaling on a GPU). Prints a Markdown table of the losses, writes
-``<work-dir>/amp_loss_curve.json`` and a picture of both curves.
+scaling on a GPU). Each invocation trains in a new ``<work-dir>/<time>/``
+folder; the Markdown table of the losses is printed, and
+``<work-dir>/amp_loss_curve.json`` and ``.png`` hold the latest comparison.
 
     python tools/analysis/amp_loss_curve.py                     # Semantic FPN
     python tools/analysis/amp_loss_curve.py \\
@@ -16,6 +17,7 @@ import os
 import os.path as osp
 import subprocess
 import sys
+import time
 from typing import Dict, List
 
 import numpy as np
@@ -61,8 +63,9 @@ def built_in_data(task: str) -> str:
         raise SystemExit(f'error: {exc}')
 
 
-def train(args, precision: str, data_root: str, by_epoch: bool) -> str:
-    work_dir = osp.join(args.work_dir, precision)
+def train(args, run_dir: str, precision: str, data_root: str,
+          by_epoch: bool) -> str:
+    work_dir = osp.join(run_dir, precision)
     length = 'max_epochs' if by_epoch else 'max_iters'
     cmd = [sys.executable, osp.join(REPO, 'tools', 'train.py'), args.config,
            '--work-dir', work_dir, '--data-root', data_root,
@@ -74,7 +77,7 @@ def train(args, precision: str, data_root: str, by_epoch: bool) -> str:
     if precision == 'amp':
         cmd.insert(3, '--amp')
     print(f'[amp_loss_curve] {precision}: {" ".join(cmd[1:])}', flush=True)
-    with open(osp.join(args.work_dir, f'{precision}_console.log'), 'w') as log:
+    with open(osp.join(run_dir, f'{precision}_console.log'), 'w') as log:
         result = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT)
     if result.returncode:
         raise SystemExit(f'error: the {precision} run failed; see '
@@ -155,7 +158,7 @@ def plot(result: dict, out_file: str) -> str:
     fig, ax = plt.subplots(figsize=(7, 4))
     for p, style in zip(PRECISIONS, ('-', '--')):
         ax.plot(c['iters'], c[p], style, linewidth=1.2,
-                label='fp32' if p == 'fp32' else f'--amp ({result["amp"]})')
+                label='fp32' if p == 'fp32' else f'--amp: {result["amp"]}')
     ax.set_yscale('log')
     ax.set_xlabel('iteration')
     ax.set_ylabel('training loss')
@@ -174,17 +177,20 @@ def main(argv=None) -> dict:
     task = task_of(cfg)
     by_epoch = 'max_epochs' in cfg.train_cfg
     data_root = args.data_root or built_in_data(task)
-    os.makedirs(args.work_dir, exist_ok=True)
+    # A new folder per invocation: mmengine's logs of an earlier, longer run
+    # in the same work dir would otherwise be read as part of this one.
+    run_dir = osp.join(args.work_dir, time.strftime('%Y%m%d_%H%M%S'))
+    os.makedirs(run_dir)
     curves, val = {}, {}
     for precision in PRECISIONS:
-        work_dir = train(args, precision, data_root, by_epoch)
+        work_dir = train(args, run_dir, precision, data_root, by_epoch)
         curves[precision] = {r['iter']: r for r in load_scalars(work_dir)[0]}
         val[precision] = validation(work_dir)
     import torch
     amp = 'fp16 (GPU)' if torch.cuda.is_available() else 'bf16 autocast (CPU)'
     result = dict(config=args.config, seed=args.seed, steps=args.steps,
-                  amp=amp, comparison=compare(curves, args.smooth),
-                  validation=val)
+                  amp=amp, run_dir=run_dir,
+                  comparison=compare(curves, args.smooth), validation=val)
     print(report(result))
     out = osp.join(args.work_dir, 'amp_loss_curve.json')
     write_text_atomically(out, json.dumps(result, indent=1))
