@@ -14,6 +14,8 @@ kept channels-last too, so oneDNN does not reorder them on every call, and the
 gradients that come back through the (contiguous NCHW) outputs are turned
 channels-last before they meet the trunk's own.
 """
+import difflib
+import inspect
 import warnings
 from typing import List, Optional, Sequence, Union
 
@@ -232,6 +234,21 @@ class _FrozenBatchNormStats:
                 buffer.copy_(saved)
 
 
+def _unknown_arguments_message(unknown: dict) -> str:
+    """Name each unknown argument of a config's backbone dict, with the
+    closest real one: Python's own error names only the first and suggests
+    nothing."""
+    known = [name for name in inspect.signature(ConvMLP).parameters
+             if name != 'unknown']
+    parts = []
+    for name in unknown:
+        close = difflib.get_close_matches(name, known, n=1)
+        parts.append(f'"{name}"' + (f' (did you mean "{close[0]}"?)'
+                                    if close else ''))
+    return (f'ConvMLP got unknown argument(s) {", ".join(parts)}; it takes '
+            f'{", ".join(known)}.')
+
+
 class ConvMLP(BaseModule):
     """ConvMLP backbone emitting four pyramid levels at strides 4, 8, 16, 32.
 
@@ -290,7 +307,10 @@ class ConvMLP(BaseModule):
                  downsample: str = 'conv',
                  dwconv: bool = True,
                  pretrained: Optional[str] = None,
-                 init_cfg: Optional[Union[dict, List[dict]]] = None):
+                 init_cfg: Optional[Union[dict, List[dict]]] = None,
+                 **unknown):
+        if unknown:
+            raise TypeError(_unknown_arguments_message(unknown))
         if pretrained is not None:
             if init_cfg is not None:
                 raise ValueError(
