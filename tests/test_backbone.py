@@ -55,13 +55,6 @@ def test_unknown_argument_suggests_the_real_one():
         ConvMLP(drop_path=0.2, zzz=1)
 
 
-def test_config_typo_is_named_through_the_registry():
-    from mmdet.registry import MODELS
-    import convmlp_mm  # noqa: F401  (registers ConvMLP)
-    with pytest.raises(TypeError, match='did you mean "frozen_stages"'):
-        MODELS.build(dict(type='ConvMLP', arch='s', frozen_stage=1))
-
-
 @pytest.mark.parametrize('out_indices', [(4,), (-5,), (0, 1.5), ()])
 def test_bad_out_indices(out_indices):
     with pytest.raises(ValueError, match='out_indices'):

@@ -41,7 +41,8 @@ def build_detector(**overrides):
      r'out_indices'),
     # A typo in a backbone argument (drop_path for drop_path_rate).
     ({'model.backbone.drop_path': 0.1}, TypeError,
-     r"ConvMLP.*unexpected keyword argument 'drop_path'"),
+     r'ConvMLP got unknown argument\(s\) "drop_path" \(did you mean '
+     r'"drop_path_rate"\?\)'),
 ], ids=['unknown arch', 'out_indices out of range', 'config typo'])
 def test_bad_backbone_config(overrides, error, match):
     with pytest.raises(error, match=match):

@@ -29,7 +29,8 @@ def test_registered_in_both():
 def test_config_typo_in_backbone_argument():
     from mmdet.registry import MODELS
     init_default_scope('mmdet')
-    with pytest.raises(TypeError, match="unexpected keyword argument 'drop_path'"):
+    with pytest.raises(TypeError, match='"drop_path" \\(did you mean '
+                       '"drop_path_rate"\\?\\)'):
         MODELS.build(dict(type='ConvMLP', arch='s', drop_path=0.1))
 
 
