@@ -126,6 +126,33 @@ def plot_training_curves(runs: Sequence[Tuple[str, str, Sequence[str]]],
     return path
 
 
+def plot_loss_comparison(iters: Sequence[int],
+                         losses: Sequence[Tuple[str, Sequence[float]]],
+                         title: str, out_file: str) -> str:
+    """Training-loss curves of runs that share iterations, one line each
+    (e.g. fp32 and ``--amp``), on a log scale.
+
+    Args:
+        iters: The iterations the losses were logged at.
+        losses: ``(label, values)`` per run, ``values`` aligned with
+            ``iters``.
+    """
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for (label, values), style in zip(losses, ('-', '--', ':', '-.')):
+        ax.plot(iters, values, style, linewidth=1.2, label=label)
+    ax.set_yscale('log')
+    ax.set_xlabel('iteration')
+    ax.set_ylabel('training loss')
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    path = _save(fig, out_file)
+    plt.close(fig)
+    return path
+
+
 def save_image_grid(image_files: Sequence[str], out_file: str, title: str,
                     columns: int = 2) -> str:
     """Lay out images (e.g. ``--show-dir`` output) in a titled grid."""

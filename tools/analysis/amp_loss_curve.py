@@ -29,7 +29,8 @@ from convmlp_mm.datasets import (SyntheticDatasetError,  # noqa: E402
                                  make_ade20k_dataset, make_coco_dataset)
 from convmlp_mm.fileio import write_text_atomically  # noqa: E402
 from convmlp_mm.runner import load_config, task_of  # noqa: E402
-from convmlp_mm.visualization import _pyplot, _save, load_scalars  # noqa
+from convmlp_mm.visualization import (load_scalars,  # noqa: E402
+                                     plot_loss_comparison)
 
 PRECISIONS = ('fp32', 'amp')
 
@@ -137,7 +138,8 @@ def report(result: dict) -> str:
         f'**{result["config"]}**, {len(c["iters"])} iterations, seed '
         f'{result["seed"]}; amp = {result["amp"]}', '', *rows, '',
         f'- loss drop (first / last {c["smooth_window"]}-iteration mean): '
-        f'fp32 {c["loss_drop"]["fp32"]:.2f}x, amp {c["loss_drop"]["amp"]:.2f}x',
+        f'fp32 {c["loss_drop"]["fp32"]:.2f}x, '
+        f'amp {c["loss_drop"]["amp"]:.2f}x',
         f'- gap between the curves: median {c["median_gap"]:.1%}, largest '
         f'{c["max_gap"]:.1%}; {c["smooth_window"]}-iteration means at most '
         f'{c["max_smoothed_gap"]:.1%} apart',
@@ -153,22 +155,11 @@ def report(result: dict) -> str:
 
 
 def plot(result: dict, out_file: str) -> str:
-    plt = _pyplot()
     c = result['comparison']
-    fig, ax = plt.subplots(figsize=(7, 4))
-    for p, style in zip(PRECISIONS, ('-', '--')):
-        ax.plot(c['iters'], c[p], style, linewidth=1.2,
-                label='fp32' if p == 'fp32' else f'--amp: {result["amp"]}')
-    ax.set_yscale('log')
-    ax.set_xlabel('iteration')
-    ax.set_ylabel('training loss')
-    ax.set_title(osp.basename(result['config']))
-    ax.grid(alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    path = _save(fig, out_file)
-    plt.close(fig)
-    return path
+    return plot_loss_comparison(
+        c['iters'],
+        [('fp32', c['fp32']), (f'--amp: {result["amp"]}', c['amp'])],
+        osp.basename(result['config']), out_file)
 
 
 def main(argv=None) -> dict:
