@@ -5,12 +5,16 @@ PYTEST_ARGS ?=
 # e.g. make demo DEMO_ARGS=--with-maskrcnn (see python tools/demo.py --help)
 DEMO_ARGS ?=
 
-.PHONY: install test demo benchmark clean
+.PHONY: install lint test demo benchmark clean
 
 install:
 	@VENV=$(VENV) bash tools/setup_env.sh
 
-test: install
+# ruff.toml: flake8's and isort's rules, as OpenMMLab projects lint.
+lint: install
+	$(PY) -m ruff check .
+
+test: install lint
 	$(PY) -m pytest tests $(PYTEST_ARGS)
 
 demo: install

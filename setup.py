@@ -37,7 +37,9 @@ setup(
         'matplotlib',
     ],
     extras_require={
-        'tests': ['pytest>=7', 'openmim'],
+        'tests': [
+            'pytest>=7', 'pytest-timeout', 'openmim', 'ruff>=0.14,<0.18'
+        ],
         'mim': ['openmim'],
     },
     include_package_data=True,

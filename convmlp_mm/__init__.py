@@ -1,39 +1,40 @@
-"""ConvMLP backbone for mmdet 3 and mmsegmentation 1.
+"""ConvMLP backbone, engine pieces and tools for mmdet 3 and mmsegmentation 1.
 
 Importing this package (``custom_imports=dict(imports=['convmlp_mm'])`` in a
-config) registers :class:`ConvMLP` as ``type='ConvMLP'`` in the model
-registry of each of mmdet and mmseg that is installed, and routes mmengine's
-checkpoint loading through ``weights_only=True`` (see
-:mod:`convmlp_mm.checkpoint`).
+config) does three things, and nothing else:
+
+1. registers :class:`~convmlp_mm.models.ConvMLP` as ``type='ConvMLP'`` in the
+   model registry of each of mmdet and mmseg that is installed
+   (:mod:`convmlp_mm.models`);
+2. registers every engine class a config of this project, or a config our
+   tools dump, can name: ``AtomicCheckpointHook``, ``NonFiniteLossHook``,
+   ``CPUAmpOptimWrapper``, ``CPUDistributedDataParallel``
+   (:mod:`convmlp_mm.engine`);
+3. routes mmengine's checkpoint loading through ``weights_only=True``
+   (:func:`convmlp_mm.utils.safe_loading.register_safe_loaders`): the one
+   process-wide change the import makes.
+
+The tools make one more process-wide change, the allocator setting
+(:mod:`convmlp_mm.utils.allocator`, switch ``CONVMLP_KEEP_FREED_MEMORY=0``),
+when they build a Runner; importing the package does not.
 """
-from .arch import ARCH_ZOO, resolve_arch
-from .backbone import ConvMLP
-from .checkpoint import (CheckpointError, CheckpointMismatchError,
-                         convert_official_keys, load_backbone_checkpoint,
-                         register_safe_loaders)
+from . import engine  # noqa: F401  (registers hooks and wrappers)
+from .models import (
+                     ARCH_ZOO,
+                     REGISTERED_IN,
+                     CheckpointMismatchError,
+                     ConvMLP,
+                     convert_official_keys,
+                     load_backbone_checkpoint,
+                     resolve_arch,
+)
+from .utils.safe_loading import CheckpointError, register_safe_loaders
 from .version import __version__
 
-__all__ = [
-    'ARCH_ZOO', 'ConvMLP', 'CheckpointError', 'CheckpointMismatchError',
-    'convert_official_keys', 'load_backbone_checkpoint', 'resolve_arch',
-    '__version__'
-]
-
 register_safe_loaders()
-# Registers AtomicCheckpointHook and NonFiniteLossHook in mmengine's HOOKS.
-from . import hooks  # noqa: E402,F401
 
-
-def _register(registry_module: str) -> bool:
-    try:
-        module = __import__(registry_module, fromlist=['MODELS'])
-    except ImportError:
-        return False
-    # Python imports this package once per name, so this runs once; a copy
-    # imported under a second name would (rightly) fail as already registered.
-    module.MODELS.register_module(module=ConvMLP)
-    return True
-
-
-REGISTERED_IN = tuple(
-    name for name in ('mmdet.registry', 'mmseg.registry') if _register(name))
+__all__ = [
+    'ARCH_ZOO', 'REGISTERED_IN', 'CheckpointError', 'CheckpointMismatchError',
+    'ConvMLP', 'convert_official_keys', 'load_backbone_checkpoint',
+    'resolve_arch', '__version__'
+]

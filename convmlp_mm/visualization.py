@@ -13,11 +13,11 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from .fileio import partial_path, replace_atomically
+from .utils.fileio import partial_path, replace_atomically
 
 __all__ = [
-    'load_scalars', 'plot_training_curves', 'save_image_grid',
-    'save_segmentation_figure'
+    'find_files', 'load_scalars', 'plot_loss_comparison',
+    'plot_training_curves', 'save_image_grid', 'save_segmentation_figure'
 ]
 
 

@@ -1,12 +1,27 @@
 """Test helpers: official-layout checkpoints made from the key list of the
-release's ImageNet checkpoints (tests/data, copied from FACTS.md's JSON)."""
+release's ImageNet checkpoints
+(tests/data/official_imagenet_checkpoint_layout.json)."""
+import importlib.util
 import json
 import os.path as osp
 from collections import OrderedDict
 
 import torch
 
-DATA = osp.join(osp.dirname(__file__), 'data')
+TESTS = osp.dirname(osp.abspath(__file__))
+REPO = osp.dirname(TESTS)
+DATA = osp.join(TESTS, 'data')
+
+
+def load_tool(relative_path: str):
+    """A script under tools/ as a module (the tools are scripts, not a
+    package), e.g. ``load_tool('tools/train.py').main(argv)``."""
+    path = osp.join(REPO, relative_path)
+    name = 'tool_' + relative_path.replace('/', '_')[:-3]
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 LAYOUT_JSON = osp.join(DATA, 'official_imagenet_checkpoint_layout.json')
 
 

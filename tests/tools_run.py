@@ -7,7 +7,8 @@ import subprocess
 import sys
 from typing import Dict, List, Optional, Sequence
 
-REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+from helpers import REPO
+
 RETINANET = 'configs/detection/retinanet_convmlp_s_fpn_1x_coco.py'
 MASKRCNN = 'configs/detection/maskrcnn_convmlp_s_fpn_1x_coco.py'
 SEMFPN = 'configs/segmentation/fpn_convmlp_s_512x512_40k_ade20k.py'
@@ -85,7 +86,6 @@ def tool_env(tmp_path, extra: Optional[Dict[str, str]] = None) -> dict:
     # A private torch hub cache: no checkpoint download is ever found there.
     env['TORCH_HOME'] = str(tmp_path / 'torch_home')
     env['PYTHON'] = sys.executable
-    env['PYTHONPATH'] = REPO + os.pathsep + env.get('PYTHONPATH', '')
     env.update(extra or {})
     return env
 

@@ -81,7 +81,8 @@ def toy_runner(work_dir, *, max_iters=None, max_epochs=None, interval=1,
         load_from=load_from)
 
 
-REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+from helpers import REPO  # noqa: E402
+
 TRAIN = osp.join(REPO, 'tools', 'train.py')
 # The real RetinaNet-ConvMLP config and pipeline, shrunk (a ConvMLP of 0.1M
 # parameters, 64x48 images, 2 iterations per epoch) and without randomness:

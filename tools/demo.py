@@ -31,15 +31,17 @@ from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
-sys.path.insert(0, REPO)  # run from a clone without an installed package
 
 # mmengine imports pkg_resources for mmdet::/mmseg:: bases; its deprecation
 # warning says nothing a demo user can act on.
 warnings.filterwarnings('ignore', message='pkg_resources is deprecated')
 
-from convmlp_mm.datasets import (SyntheticDatasetError,  # noqa: E402
-                                 make_ade20k_dataset, make_coco_dataset)
-from convmlp_mm.fileio import write_text_atomically  # noqa: E402
+from convmlp_mm.datasets import (  # noqa: E402
+    SyntheticDatasetError,
+    make_ade20k_dataset,
+    make_coco_dataset,
+)
+from convmlp_mm.utils.fileio import write_text_atomically  # noqa: E402
 
 # What the default demo must reach on the built-in validation split.
 THRESHOLDS = {'bbox_mAP': 0.6, 'mIoU': 0.7}
@@ -295,9 +297,12 @@ def draw_pictures(jobs: Sequence[Job], results: Dict, roots: Dict[str, str],
     """Curves of every run, and validation predictions of each model."""
     from mmengine.config import Config
 
-    from convmlp_mm.visualization import (find_files, plot_training_curves,
-                                          save_image_grid,
-                                          save_segmentation_figure)
+    from convmlp_mm.visualization import (
+        find_files,
+        plot_training_curves,
+        save_image_grid,
+        save_segmentation_figure,
+    )
     pictures = [plot_training_curves(
         [(job.title, osp.join(work_root, job.key), list(job.metrics.values()))
          for job in jobs], osp.join(work_root, 'training_curves.png'))]

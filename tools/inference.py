@@ -7,23 +7,22 @@ Writes the drawn predictions (``<out-dir>/vis/``), segmentation label maps
 Examples::
 
     # the RetinaNet that `make demo` trained on the built-in shapes
-    python tools/inference.py configs/demo/retinanet_convmlp_s_fpn_demo_shapes.py \\
+    python tools/inference.py \\
+        configs/demo/retinanet_convmlp_s_fpn_demo_shapes.py \\
         work_dirs/demo/retinanet/epoch_12.pth data/synthetic_coco/val2017 \\
         --out-dir work_dirs/inference/retinanet
     # a COCO model on a video, on the GPU
-    python tools/inference.py configs/detection/maskrcnn_convmlp_s_fpn_1x_coco.py \\
+    python tools/inference.py \\
+        configs/detection/maskrcnn_convmlp_s_fpn_1x_coco.py \\
         maskrcnn_convmlp_s.pth street.mp4 --device cuda --score-thr 0.5
 """
 import argparse
 import os.path as osp
-import sys
 from typing import Optional, Sequence
 
 from mmengine.config import DictAction
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
-
-from convmlp_mm.apis import InferenceInputError, inference  # noqa: E402
+from convmlp_mm.apis import InferenceInputError, inference
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:

@@ -14,9 +14,13 @@ import json
 import os.path as osp
 import sys
 
-from convmlp_mm.datasets import (DEFAULT_CLASSES, MARKER,
-                                 SyntheticDatasetError, make_ade20k_dataset,
-                                 make_coco_dataset)
+from convmlp_mm.datasets import (
+    DEFAULT_CLASSES,
+    MARKER,
+    SyntheticDatasetError,
+    make_ade20k_dataset,
+    make_coco_dataset,
+)
 
 
 def parse_args(argv=None) -> argparse.Namespace:

@@ -2,7 +2,7 @@
 decides the task.
 
 Upstream's flags (mmdet/mmseg tools/test.py) plus ``--data-root DIR``. See
-the README, "Model zoo and training".
+docs/train_test.md.
 """
 import argparse
 import os
@@ -10,10 +10,15 @@ import sys
 
 from mmengine.config import DictAction
 
-from convmlp_mm.checkpoint import CheckpointError
-from convmlp_mm.data_checks import AnnotationError
-from convmlp_mm.runner import (ConfigError, build_runner, prepare_test_config,
-                               setup_cpu_distributed)
+from convmlp_mm.models import CheckpointMismatchError
+from convmlp_mm.utils import (
+    AnnotationError,
+    CheckpointError,
+    ConfigError,
+    build_runner,
+    prepare_test_config,
+    setup_cpu_distributed,
+)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -64,7 +69,8 @@ def main(argv=None) -> None:
         setup_cpu_distributed(cfg, args.launcher)
         runner = build_runner(cfg)
         runner.test()
-    except (ConfigError, CheckpointError, AnnotationError,
+    except (ConfigError, CheckpointError, CheckpointMismatchError,
+            AnnotationError,
             FileNotFoundError) as exc:
         sys.exit(f'error: {exc}')
 

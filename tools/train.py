@@ -1,7 +1,7 @@
 """Train a ConvMLP detector (mmdet) or segmentor (mmseg); the config decides.
 
 Upstream's flags (mmdet/mmseg tools/train.py) plus ``--data-root DIR``. See
-the README, "Model zoo and training".
+docs/train_test.md.
 """
 import argparse
 import os
@@ -9,11 +9,16 @@ import sys
 
 from mmengine.config import DictAction
 
-from convmlp_mm.checkpoint import CheckpointError
-from convmlp_mm.data_checks import AnnotationError
-from convmlp_mm.hooks import NonFiniteLossError
-from convmlp_mm.runner import (ConfigError, build_runner, prepare_train_config,
-                               setup_cpu_distributed)
+from convmlp_mm.engine import NonFiniteLossError
+from convmlp_mm.models import CheckpointMismatchError
+from convmlp_mm.utils import (
+    AnnotationError,
+    CheckpointError,
+    ConfigError,
+    build_runner,
+    prepare_train_config,
+    setup_cpu_distributed,
+)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -80,8 +85,8 @@ def main(argv=None) -> None:
         setup_cpu_distributed(cfg, args.launcher)
         runner = build_runner(cfg)
         runner.train()
-    except (ConfigError, CheckpointError, AnnotationError, FileNotFoundError,
-            NonFiniteLossError) as exc:
+    except (ConfigError, CheckpointError, CheckpointMismatchError,
+            AnnotationError, FileNotFoundError, NonFiniteLossError) as exc:
         # What the user must change, without a traceback to dig through.
         sys.exit(f'error: {exc}')
 

@@ -18,19 +18,19 @@ import os.path as osp
 import subprocess
 import sys
 import time
-from typing import Dict, List
+from typing import Dict
 
 import numpy as np
 
-REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-sys.path.insert(0, REPO)
+from convmlp_mm.datasets import (
+    SyntheticDatasetError,
+    make_ade20k_dataset,
+    make_coco_dataset,
+)
+from convmlp_mm.utils import load_config, task_of, write_text_atomically
+from convmlp_mm.visualization import load_scalars, plot_loss_comparison
 
-from convmlp_mm.datasets import (SyntheticDatasetError,  # noqa: E402
-                                 make_ade20k_dataset, make_coco_dataset)
-from convmlp_mm.fileio import write_text_atomically  # noqa: E402
-from convmlp_mm.runner import load_config, task_of  # noqa: E402
-from convmlp_mm.visualization import (load_scalars,  # noqa: E402
-                                     plot_loss_comparison)
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 PRECISIONS = ('fp32', 'amp')
 

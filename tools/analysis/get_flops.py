@@ -23,7 +23,6 @@ Examples::
 import argparse
 import json
 import os.path as osp
-import sys
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
@@ -31,11 +30,8 @@ import torch.nn as nn
 from mmengine.analysis import FlopAnalyzer, parameter_count
 from mmengine.config import Config, DictAction
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(
-    __file__)))))  # run from a checkout without installing
-
-from convmlp_mm import ConvMLP  # noqa: E402
-from convmlp_mm.arch import ARCH_ALIASES, ARCH_ZOO  # noqa: E402
+from convmlp_mm.models import ARCH_ALIASES, ARCH_ZOO, ConvMLP
+from convmlp_mm.utils import parse_shape
 
 # Input sizes (height, width) used when --shape is not given.
 DEFAULT_SHAPES = {'backbone': (224, 224), 'mmdet': (800, 1333),
@@ -57,20 +53,6 @@ class ImageNetClassifier(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         last = self.backbone(x)[-1].permute(0, 2, 3, 1)
         return self.head(self.norm(last).mean(dim=(1, 2)))
-
-
-def parse_shape(shape: Optional[Sequence[int]],
-                default: Tuple[int, int]) -> Tuple[int, int]:
-    """``None`` -> default; ``[n]`` -> (n, n); ``[h, w]`` -> (h, w)."""
-    if not shape:
-        return default
-    if len(shape) == 1:
-        shape = (shape[0], shape[0])
-    if len(shape) != 2 or min(shape) < 1:
-        raise ValueError(
-            f'--shape takes one or two positive integers (height [width]), '
-            f'got {list(shape)}.')
-    return int(shape[0]), int(shape[1])
 
 
 def count(model: nn.Module, inputs: tuple) -> Dict[str, object]:
@@ -246,6 +228,16 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def _shape(shape: Optional[Sequence[int]],
+           default: Tuple[int, int]) -> Tuple[int, int]:
+    if not shape:
+        return default
+    try:
+        return parse_shape(shape)
+    except ValueError as exc:
+        raise SystemExit(f'error: --shape: {exc}')
+
+
 def main(argv: Optional[Sequence[str]] = None) -> List[Dict[str, object]]:
     args = parse_args(argv)
     arch_names = set(ARCH_ZOO) | set(ARCH_ALIASES)
@@ -253,7 +245,7 @@ def main(argv: Optional[Sequence[str]] = None) -> List[Dict[str, object]]:
     for target in args.target:
         if target.lower() in arch_names:
             results.append(backbone_complexity(
-                target.lower(), parse_shape(args.shape, (224, 224)),
+                target.lower(), _shape(args.shape, (224, 224)),
                 args.with_head, **args.cfg_options))
         elif osp.isfile(target):
             if args.with_head:
@@ -262,7 +254,7 @@ def main(argv: Optional[Sequence[str]] = None) -> List[Dict[str, object]]:
             cfg = Config.fromfile(target)
             cfg.merge_from_dict(args.cfg_options)
             result = model_complexity(
-                cfg, parse_shape(args.shape, DEFAULT_SHAPES[_library(cfg)]))
+                cfg, _shape(args.shape, DEFAULT_SHAPES[_library(cfg)]))
             result['config'] = target
             results.append(result)
         else:

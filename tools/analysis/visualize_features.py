@@ -20,27 +20,19 @@ Examples::
 import argparse
 import os
 import os.path as osp
-import sys
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import cv2
 import mmcv
 import numpy as np
 import torch
-from mmengine.config import Config, DictAction
+from mmengine.config import DictAction
 from mmengine.visualization import Visualizer
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(
-    __file__)))))  # run from a checkout without installing
+from convmlp_mm.models import ConvMLP, load_backbone_checkpoint
+from convmlp_mm.models.builder import backbone_from
+from convmlp_mm.utils import IMAGE_EXTENSIONS, list_images
 
-from convmlp_mm import ConvMLP, load_backbone_checkpoint  # noqa: E402
-from convmlp_mm.arch import ARCH_ALIASES, ARCH_ZOO  # noqa: E402
-
-IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff',
-                    '.webp')
-# mmdet's and mmseg's ImageNet normalisation (RGB order).
-IMAGENET_MEAN = (123.675, 116.28, 103.53)
-IMAGENET_STD = (58.395, 57.12, 57.375)
 MODES = ('mean', 'max', 'topk', 'pca')
 LEVEL_STRIDES = (4, 8, 16, 32)
 
@@ -50,57 +42,12 @@ TITLE_HEIGHT = 28
 CAPTION_HEIGHT = 22
 
 
-def build_backbone(target: str,
-                   cfg_options: Optional[dict] = None
-                   ) -> Tuple[ConvMLP, dict, str]:
-    """A ConvMLP emitting all four levels, from a size (``s``, ``m``, ``l``)
-    or from the backbone of a detector/segmentor config.
-
-    Returns the backbone, the normalisation (``mean``, ``std``,
-    ``bgr_to_rgb``) and a display name. Never loads the config's
-    ``init_cfg`` (that is what ``--checkpoint`` is for)."""
-    norm = dict(mean=IMAGENET_MEAN, std=IMAGENET_STD, bgr_to_rgb=True)
-    options = dict(cfg_options or {})
-    if target.lower() in set(ARCH_ZOO) | set(ARCH_ALIASES):
-        kwargs = options
-        name = f'ConvMLP-{target[0].upper()}'
-    elif osp.isfile(target):
-        cfg = Config.fromfile(target)
-        cfg.merge_from_dict(options)
-        backbone_cfg = cfg.model.get('backbone')
-        if not backbone_cfg or backbone_cfg.get('type') != 'ConvMLP':
-            raise ValueError(
-                f'{target}: model.backbone is not a ConvMLP; this tool draws '
-                f'ConvMLP feature maps.')
-        kwargs = {k: v for k, v in backbone_cfg.items() if k != 'type'}
-        preprocessor = cfg.model.get('data_preprocessor') or {}
-        for key in norm:
-            if preprocessor.get(key) is not None:
-                norm[key] = preprocessor[key]
-        name = osp.splitext(osp.basename(target))[0]
-    else:
-        raise ValueError(
-            f'{target!r} is neither a backbone size (s, m, l) nor an '
-            f'existing config file.')
-    kwargs.update(out_indices=(0, 1, 2, 3), init_cfg=None, pretrained=None)
-    if isinstance(kwargs.get('norm_cfg'), dict) and \
-            'SyncBN' in kwargs['norm_cfg'].get('type', ''):
-        # Inference on one process: plain BN computes the same thing.
-        kwargs['norm_cfg'] = dict(kwargs['norm_cfg'], type='BN')
-    torch.manual_seed(0)
-    backbone = ConvMLP(**kwargs)
-    backbone.init_weights()
-    return backbone.eval(), norm, name
-
-
 def find_images(paths: Sequence[str]) -> List[str]:
     """Image files named directly or found (not recursively) in folders."""
     images = []
     for path in paths:
         if osp.isdir(path):
-            found = sorted(
-                osp.join(path, f) for f in os.listdir(path)
-                if f.lower().endswith(IMAGE_EXTENSIONS))
+            found = list_images(path)
             if not found:
                 raise FileNotFoundError(
                     f'No images ({", ".join(IMAGE_EXTENSIONS)}) in {path}.')
@@ -144,7 +91,8 @@ def draw_level(feature: torch.Tensor, mode: str, topk: int) -> np.ndarray:
     """One level as an RGB picture at the feature map's own resolution
     (``topk``: a mosaic of the k strongest channels)."""
     if mode == 'mean':
-        return Visualizer.draw_featmap(feature, channel_reduction='squeeze_mean')
+        return Visualizer.draw_featmap(feature,
+                                       channel_reduction='squeeze_mean')
     if mode == 'max':
         return Visualizer.draw_featmap(feature, channel_reduction='select_max')
     if mode == 'topk':
@@ -247,7 +195,9 @@ def visualize(target: str,
             f'mode must be one of {", ".join(MODES)}, got {mode!r}.')
     if mode == 'topk' and topk < 1:
         raise ValueError(f'topk must be at least 1, got {topk}.')
-    backbone, norm, name = build_backbone(target, cfg_options)
+    backbone, norm, name = backbone_from(target, cfg_options,
+                                         out_indices=(0, 1, 2, 3))
+    backbone.eval()
     if checkpoint:
         load_backbone_checkpoint(backbone, checkpoint)
         weights = f'weights: {osp.basename(checkpoint)}'

@@ -15,11 +15,15 @@ from collections import OrderedDict
 
 from mmengine.runner.checkpoint import CheckpointLoader
 
-from convmlp_mm import ConvMLP
-from convmlp_mm.checkpoint import (CheckpointError, CheckpointMismatchError,
-                                   check_state_dict_fits,
-                                   convert_official_keys, extract_state_dict,
-                                   guess_arch, save_checkpoint_atomically)
+from convmlp_mm.models import (
+    CheckpointMismatchError,
+    ConvMLP,
+    check_state_dict_fits,
+    convert_official_keys,
+    extract_state_dict,
+    guess_arch,
+)
+from convmlp_mm.utils import CheckpointError, save_checkpoint_atomically
 
 
 def parse_args(argv=None):

@@ -1,0 +1,12 @@
+"""Inference on images, folders and videos with a trained detector or
+segmentor (see :mod:`convmlp_mm.apis.inference`)."""
+from .inference import (
+                        InferenceInputError,
+                        build_inferencer,
+                        collect_inputs,
+                        inference,
+)
+
+__all__ = [
+    'InferenceInputError', 'build_inferencer', 'collect_inputs', 'inference'
+]

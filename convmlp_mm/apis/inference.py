@@ -1,0 +1,393 @@
+"""Run a ConvMLP detector or segmentor on your own images, folders or videos.
+
+:func:`inference` wraps ``mmdet.apis.DetInferencer`` (RetinaNet, Mask R-CNN)
+and ``mmseg.apis.MMSegInferencer`` (Semantic FPN); the config's
+``default_scope`` picks one. It draws the predictions with the library's own
+visualizer and writes one JSON of all results::
+
+    from convmlp_mm.apis import inference
+    summary = inference(
+        'configs/demo/retinanet_convmlp_s_fpn_demo_shapes.py',
+        'work_dirs/demo/retinanet/epoch_12.pth',
+        'data/synthetic_coco/val2017',        # an image, a folder, a video
+        out_dir='work_dirs/inference')
+    summary['results'][0]['predictions']   # {'labels', 'label_names', ...}
+
+Output layout (``out_dir``)::
+
+    vis/<image name>        drawn predictions (videos: vis/<name>.mp4)
+    pred/<image stem>.png   segmentation: the label map (uint8 class ids)
+    results.json            everything below, JSON
+
+Checkpoints load through mmengine's ``CheckpointLoader``, which
+``convmlp_mm`` routes through ``weights_only=True``.
+"""
+import copy
+import itertools
+import os.path as osp
+import warnings
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple, Union
+
+import cv2
+import mmcv
+import mmengine
+import numpy as np
+from mmengine.config import Config
+
+from ..utils.config import task_of
+from ..utils.misc import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, list_images
+
+
+class InferenceInputError(ValueError):
+    """An input path that is neither an image, a folder of images nor a
+    video."""
+
+
+def collect_inputs(inputs: Union[str, Sequence[str]]) -> List[str]:
+    """Expand image files, folders (their images, sorted, not recursive) and
+    video files into a flat list of paths."""
+    paths = [inputs] if isinstance(inputs, str) else list(inputs)
+    if not paths:
+        raise InferenceInputError('No inputs given: pass an image, a folder '
+                                  'of images or a video.')
+    found = []
+    for path in paths:
+        if osp.isdir(path):
+            images = list_images(path)
+            if not images:
+                raise InferenceInputError(
+                    f'No images ({", ".join(IMAGE_EXTENSIONS)}) in the '
+                    f'folder {path}.')
+            found.extend(images)
+        elif not osp.isfile(path):
+            raise InferenceInputError(f'Input not found: {path}')
+        elif path.lower().endswith(IMAGE_EXTENSIONS + VIDEO_EXTENSIONS):
+            found.append(path)
+        else:
+            raise InferenceInputError(
+                f'{path} is neither an image ({", ".join(IMAGE_EXTENSIONS)}) '
+                f'nor a video ({", ".join(VIDEO_EXTENSIONS)}).')
+    return found
+
+
+def _head_num_classes(model) -> Optional[int]:
+    for path in ('bbox_head', 'roi_head.bbox_head', 'decode_head'):
+        module = model
+        for name in path.split('.'):
+            module = getattr(module, name, None)
+        if module is not None and hasattr(module, 'num_classes'):
+            return int(module.num_classes)
+    return None
+
+
+def _config_classes(cfg: Config) -> Optional[Tuple[str, ...]]:
+    dataset = cfg.get('test_dataloader', {}).get('dataset', {})
+    classes = (dataset.get('metainfo') or {}).get('classes')
+    return tuple(classes) if classes else None
+
+
+def _drop_annotation_loading(cfg: Config) -> None:
+    # Own images have no annotations; mmdet's test pipelines load them for
+    # evaluation ("if you don't have a gt annotation, delete the pipeline").
+    dataset = cfg.test_dataloader.dataset
+    dataset.pipeline = [
+        t for t in dataset.pipeline
+        if not str(t.get('type', '')).endswith('LoadAnnotations')
+    ]
+
+
+def build_inferencer(config: Union[str, Config],
+                     checkpoint: Optional[str],
+                     device: Optional[str] = None,
+                     classes: Optional[Sequence[str]] = None,
+                     palette: Optional[Union[str, list]] = None,
+                     cfg_options: Optional[dict] = None):
+    """A ``DetInferencer`` or ``MMSegInferencer`` for ``config`` with the
+    weights of ``checkpoint`` (``None``: random weights, with a warning).
+
+    Class names come from ``classes``, else the checkpoint's
+    ``meta['dataset_meta']`` (saved by mmengine's Runner), else the config's
+    test dataset ``metainfo``; a head whose number of classes differs from
+    the names found is an error, not a silently wrong legend."""
+    if isinstance(config, str):
+        if not osp.isfile(config):
+            raise FileNotFoundError(f'Config file not found: {config}')
+        cfg = Config.fromfile(config)
+    else:
+        cfg = copy.deepcopy(config)  # the caller's config stays as it was
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
+    if checkpoint is not None and not checkpoint.startswith(
+            ('http://', 'https://')) and not osp.isfile(checkpoint):
+        raise FileNotFoundError(
+            f'Checkpoint not found: {checkpoint} (a .pth saved by '
+            f'tools/train.py, e.g. work_dirs/<name>/epoch_12.pth)')
+    task = task_of(cfg)
+    # The backbone's ImageNet init_cfg is for training; inference loads the
+    # whole model from ``checkpoint`` and must not download anything.
+    if cfg.model.get('backbone', {}).get('init_cfg') is not None:
+        cfg.model.backbone.init_cfg = None
+    if task == 'detection':
+        from mmdet.apis import DetInferencer
+        _drop_annotation_loading(cfg)
+        inferencer = DetInferencer(model=cfg, weights=checkpoint,
+                                   device=device, palette=palette or 'none',
+                                   show_progress=False)
+    else:
+        from mmengine.model import revert_sync_batchnorm
+        from mmseg.apis import MMSegInferencer
+        inferencer = MMSegInferencer(model=cfg, weights=checkpoint,
+                                     classes=classes, palette=palette,
+                                     device=device)
+        # SyncBN needs a process group; in eval mode BN computes the same.
+        inferencer.model = revert_sync_batchnorm(inferencer.model)
+
+    num_classes = _head_num_classes(inferencer.model)
+    meta = inferencer.model.dataset_meta
+    if classes is not None:
+        chosen = tuple(classes)
+    elif num_classes is not None and \
+            len(meta.get('classes') or ()) != num_classes and \
+            _config_classes(cfg) is not None:
+        chosen = _config_classes(cfg)  # checkpoint without dataset_meta
+    else:
+        chosen = tuple(meta.get('classes') or ())
+    if num_classes is not None and len(chosen) != num_classes:
+        raise ValueError(
+            f'The model predicts {num_classes} classes but {len(chosen)} '
+            f'class names were found (checkpoint meta, then the config\'s '
+            f'test_dataloader.dataset.metainfo); pass classes=[...] '
+            f'(--classes) with {num_classes} names.')
+    colours = palette if palette is not None else meta.get('palette')
+    if task == 'segmentation':
+        if colours is None or isinstance(colours, str) or \
+                len(colours) != len(chosen):
+            colours = _segmentation_palette(len(chosen))
+    elif colours is None or (not isinstance(colours, str)
+                             and len(colours) != len(chosen)):
+        colours = 'random'
+    meta = dict(meta, classes=chosen, palette=colours)
+    inferencer.model.dataset_meta = meta
+    if task == 'segmentation':
+        inferencer.visualizer.set_dataset_meta(classes=chosen,
+                                               palette=colours)
+    else:
+        inferencer.visualizer.dataset_meta = meta
+    inferencer.show_progress = False  # progress is per chunk here
+    return inferencer, task
+
+
+def _segmentation_palette(num_classes: int) -> List[List[int]]:
+    # Fixed seed: the same classes get the same colours in every run.
+    rng = np.random.RandomState(42)
+    return rng.randint(0, 255, size=(num_classes, 3)).tolist()
+
+
+def _is_video(path: str) -> bool:
+    return path.lower().endswith(VIDEO_EXTENSIONS)
+
+
+def _video_frames(path: str) -> Tuple[mmcv.VideoReader, Iterator]:
+    reader = mmcv.VideoReader(path)
+    if reader.frame_cnt == 0 and reader.width == 0:
+        raise InferenceInputError(f'Cannot read frames from the video {path}.')
+    return reader, iter(reader)
+
+
+def _chunks(items: Iterator, size: int) -> Iterator[list]:
+    chunk = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def _detection_record(prediction: dict, class_names: Sequence[str],
+                      score_thr: float) -> dict:
+    labels = prediction.get('labels', [])
+    scores = prediction.get('scores', [])
+    record = dict(
+        labels=labels,
+        label_names=[class_names[i] for i in labels],
+        scores=scores,
+        bboxes=prediction.get('bboxes', []),
+        num_drawn=int(sum(s >= score_thr for s in scores)))
+    if 'masks' in prediction:
+        record['masks'] = prediction['masks']  # COCO RLE, as mmdet writes
+    return record
+
+
+def _segmentation_record(label_map: np.ndarray,
+                         class_names: Sequence[str]) -> dict:
+    ids, counts = np.unique(label_map, return_counts=True)
+    total = float(label_map.size)
+    return dict(
+        height=int(label_map.shape[0]),
+        width=int(label_map.shape[1]),
+        classes_present=[
+            dict(label=int(i),
+                 name=class_names[i] if i < len(class_names) else str(i),
+                 pixels=int(c), fraction=round(c / total, 6))
+            for i, c in zip(ids.tolist(), counts.tolist())
+        ])
+
+
+def _predict(inferencer, task: str, inputs: list, batch_size: int) -> list:
+    """Data samples for a list of image paths or BGR arrays."""
+    kwargs = dict(no_save_vis=True, no_save_pred=True) \
+        if task == 'detection' else {}
+    samples = inferencer(inputs, batch_size=batch_size,
+                         return_datasamples=True, **kwargs)
+    if task == 'detection':
+        samples = samples['predictions']
+    # MMSegInferencer unwraps a single result.
+    return samples if isinstance(samples, list) else [samples]
+
+
+def _draw(inferencer, task: str, rgb: np.ndarray, sample,
+          score_thr: float) -> np.ndarray:
+    """The library's visualizer on the RGB image (the inferencers would draw
+    an array input as if it were RGB, but the model reads arrays as BGR)."""
+    kwargs = dict(pred_score_thr=score_thr) if task == 'detection' else {}
+    inferencer.visualizer.add_datasample(
+        'prediction', rgb, sample, draw_gt=False, draw_pred=True, show=False,
+        **kwargs)
+    return inferencer.visualizer.get_image()
+
+
+def inference(config: Union[str, Config],
+              checkpoint: Optional[str],
+              inputs: Union[str, Sequence[str]],
+              out_dir: str,
+              device: Optional[str] = None,
+              score_thr: float = 0.3,
+              batch_size: int = 1,
+              classes: Optional[Sequence[str]] = None,
+              palette: Optional[Union[str, list]] = None,
+              cfg_options: Optional[dict] = None) -> Dict:
+    """Run ``config`` with ``checkpoint`` on images, folders or videos.
+
+    Args:
+        config: A detector (mmdet) or segmentor (mmseg) config, path or
+            :class:`Config`.
+        checkpoint: A ``.pth`` of that model, e.g. from ``tools/train.py``;
+            ``None`` runs random weights (with a warning, recorded in JSON).
+        inputs: Image file(s), folder(s) of images, video file(s).
+        out_dir: Where ``vis/``, ``pred/`` and ``results.json`` go.
+        device: ``'cpu'``, ``'cuda'``, ``'cuda:1'``; default: CUDA if any.
+        score_thr: Detection: smallest score drawn. The JSON keeps every
+            prediction with its score (``num_drawn`` counts the drawn ones).
+        batch_size: Images per forward pass.
+        classes: Class names, overriding the checkpoint's.
+        palette: Colours (a list of RGB triples) or, for detection, one of
+            mmdet's palette names (``'random'``, ``'coco'``...).
+        cfg_options: Config overrides, e.g.
+            ``{'model.test_cfg.score_thr': 0.1}``.
+
+    Returns:
+        The content of ``results.json``: ``task``, ``config``,
+        ``checkpoint``, ``classes``, ``score_thr``, ``json`` (its path) and
+        ``results``, one entry per image or video frame with ``input``,
+        ``frame`` (videos), ``vis`` and ``predictions``. Detection
+        predictions: ``labels``, ``label_names``, ``scores``, ``bboxes``
+        (x1, y1, x2, y2 in input pixels), ``masks`` (Mask R-CNN, COCO RLE),
+        ``num_drawn``. Segmentation: ``pred`` (label-map PNG path) and
+        ``predictions`` with ``height``, ``width`` and ``classes_present``
+        (label, name, pixels, fraction).
+    """
+    if batch_size < 1:
+        raise ValueError(f'batch_size must be at least 1, got {batch_size}.')
+    paths = collect_inputs(inputs)
+    if checkpoint is None:
+        warnings.warn('convmlp_mm.apis.inference: no checkpoint, the '
+                      'predictions come from random weights.')
+    inferencer, task = build_inferencer(config, checkpoint, device, classes,
+                                        palette, cfg_options)
+    class_names = list(inferencer.model.dataset_meta['classes'])
+    vis_dir = osp.join(out_dir, 'vis')
+    pred_dir = osp.join(out_dir, 'pred')
+    mmengine.mkdir_or_exist(vis_dir)
+    if task == 'segmentation':
+        mmengine.mkdir_or_exist(pred_dir)
+
+    def record(sample, source: str, stem: str, vis: str,
+               frame: Optional[int] = None) -> dict:
+        entry = dict(input=source)
+        if frame is not None:
+            entry['frame'] = frame
+        entry['vis'] = vis
+        if task == 'detection':
+            entry['predictions'] = _detection_record(
+                inferencer.pred2dict(sample), class_names, score_thr)
+        else:
+            label_map = sample.pred_sem_seg.data[0].cpu().numpy().astype(
+                np.uint8)
+            entry['pred'] = osp.join(pred_dir, stem + '.png')
+            mmcv.imwrite(label_map, entry['pred'])
+            entry['predictions'] = _segmentation_record(label_map,
+                                                        class_names)
+        return entry
+
+    def run_images(chunk: List[str]) -> None:
+        samples = _predict(inferencer, task, chunk, batch_size)
+        for path, sample in zip(chunk, samples):
+            picture = _draw(inferencer, task,
+                            mmcv.imread(path, channel_order='rgb'), sample,
+                            score_thr)
+            vis = osp.join(vis_dir, osp.basename(path))
+            mmcv.imwrite(mmcv.rgb2bgr(picture), vis)
+            results.append(
+                record(sample, path, osp.splitext(osp.basename(path))[0],
+                       vis))
+
+    def run_video(path: str) -> None:
+        reader, frames = _video_frames(path)
+        stem = osp.splitext(osp.basename(path))[0]
+        vis = osp.join(vis_dir, stem + '.mp4')
+        writer = None
+        index = 0
+        try:
+            for chunk in _chunks(frames, batch_size):
+                samples = _predict(inferencer, task, chunk, batch_size)
+                for frame, sample in zip(chunk, samples):
+                    picture = _draw(inferencer, task, mmcv.bgr2rgb(frame),
+                                    sample, score_thr)
+                    if writer is None:
+                        writer = cv2.VideoWriter(
+                            vis, cv2.VideoWriter_fourcc(*'mp4v'),
+                            reader.fps or 25,
+                            (picture.shape[1], picture.shape[0]))
+                    writer.write(mmcv.rgb2bgr(picture))
+                    results.append(
+                        record(sample, path, f'{stem}_{index:06d}', vis,
+                               frame=index))
+                    index += 1
+        finally:
+            if writer is not None:
+                writer.release()
+        if index == 0:
+            raise InferenceInputError(f'The video {path} has no frames.')
+
+    results: List[dict] = []
+    # In the order given; consecutive images share batches.
+    for is_video, group in itertools.groupby(paths, key=_is_video):
+        if is_video:
+            for path in group:
+                run_video(path)
+        else:
+            for chunk in _chunks(group, batch_size):
+                run_images(chunk)
+
+    summary = dict(
+        task=task,
+        config=config if isinstance(config, str) else config.filename,
+        checkpoint=checkpoint,
+        classes=class_names,
+        score_thr=score_thr if task == 'detection' else None,
+        json=osp.join(out_dir, 'results.json'),
+        results=results)
+    mmengine.dump(summary, summary['json'], indent=2)
+    return summary

@@ -1,0 +1,12 @@
+"""Every engine class a config of this project, or a config our tools dump,
+can name: hooks, optimizer wrappers and model wrappers. Importing this
+package registers them in mmengine's registries, which mmdet's and mmseg's
+fall back to."""
+from .hooks import AtomicCheckpointHook, NonFiniteLossError, NonFiniteLossHook
+from .model_wrappers import CPUDistributedDataParallel
+from .optimizers import CPUAmpOptimWrapper
+
+__all__ = [
+    'AtomicCheckpointHook', 'CPUAmpOptimWrapper', 'CPUDistributedDataParallel',
+    'NonFiniteLossError', 'NonFiniteLossHook'
+]

@@ -1,0 +1,4 @@
+"""Optimizer wrappers a config can name (mmengine's ``OPTIM_WRAPPERS``)."""
+from .cpu_amp_optim_wrapper import CPUAmpOptimWrapper
+
+__all__ = ['CPUAmpOptimWrapper']

@@ -1,0 +1,24 @@
+from .convmlp_layers import (
+                             DOWNSAMPLES,
+                             ConvBottleneck,
+                             ConvDownsample,
+                             ConvMLPBlock,
+                             ConvMLPStage,
+                             ConvStage,
+                             ConvTokenizer,
+                             Mlp,
+                             PatchMergingDownsample,
+)
+from .layout import (
+                             MLP_IMPLS,
+                             ToContiguousNCHW,
+                             channel_linear,
+                             checkpoint_forward,
+)
+
+__all__ = [
+    'DOWNSAMPLES', 'MLP_IMPLS', 'ConvBottleneck', 'ConvDownsample',
+    'ConvMLPBlock', 'ConvMLPStage', 'ConvStage', 'ConvTokenizer', 'Mlp',
+    'PatchMergingDownsample', 'ToContiguousNCHW', 'channel_linear',
+    'checkpoint_forward'
+]

@@ -1,0 +1,111 @@
+"""Memory-layout and checkpointing helpers of the ConvMLP layers.
+
+The network runs channels-last throughout (see
+:mod:`convmlp_mm.models.backbones.convmlp`). These helpers are the pieces
+that make that work: how a channel MLP's ``nn.Linear`` is computed
+(:func:`channel_linear`), the one layout conversion at the outputs
+(:class:`ToContiguousNCHW`) and activation checkpointing that keeps
+BatchNorm statistics right (:func:`checkpoint_forward`).
+"""
+from typing import Callable
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+import torch.utils.checkpoint as cp
+from torch.nn.modules.batchnorm import _BatchNorm
+
+# How the channel MLPs compute their ``nn.Linear`` (``ConvMLP(mlp_impl=)``).
+MLP_IMPLS = ('auto', 'linear', 'conv1x1')
+
+
+def channel_linear(fc: nn.Linear, x: torch.Tensor,
+                   impl: str = 'auto') -> torch.Tensor:
+    """``fc(x)`` over the channels of an NHWC tensor.
+
+    ``impl='conv1x1'`` computes the same product as a 1x1 convolution of the
+    NCHW view (channels-last memory: no copy), which oneDNN runs, while
+    ``F.linear`` goes to the BLAS, whose fp32 GEMM ran at half oneDNN's rate
+    on this project's AMD CPUs (docs/performance.md). Results agree to float
+    rounding and the parameters stay the Linear's. ``'linear'`` always calls
+    the Linear. ``'auto'`` (the backbone's default) takes the convolution only
+    where it was measured faster: fp32 on CPU outside autocast. Under bf16
+    autocast ``F.linear`` already goes to oneDNN and was the faster of the
+    two; on GPUs it is the plain PyTorch path, not measured otherwise.
+    """
+    if impl == 'auto':
+        impl = 'conv1x1' if (x.device.type == 'cpu'
+                             and x.dtype == torch.float32
+                             and not torch.is_autocast_enabled('cpu')) \
+            else 'linear'
+    if impl == 'linear' or x.dim() != 4:
+        return fc(x)
+    return F.conv2d(x.permute(0, 3, 1, 2), fc.weight[:, :, None, None],
+                    fc.bias).permute(0, 2, 3, 1)
+
+
+class ToContiguousNCHW(torch.autograd.Function):
+    """``x.contiguous()`` whose backward returns the gradient channels-last.
+
+    A neck hands back contiguous NCHW gradients for the emitted levels. Added
+    as they are to the trunk's channels-last gradient, they would make the sum
+    NCHW, and every kernel upstream (max-pool, BatchNorm, convolution) would
+    reorder it again; one conversion here, the mirror of the forward copy,
+    keeps the backward pass in one layout."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
+        return x.contiguous()
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        return grad.contiguous(memory_format=torch.channels_last)
+
+
+class _FrozenBatchNormStats:
+    """Keep BatchNorm running statistics still while a checkpointed block is
+    recomputed in the backward pass, so ``with_cp`` updates them exactly once
+    per step, as without checkpointing. The recomputation must run the same
+    ops as the first pass, so the buffers are restored afterwards rather than
+    kept from updating."""
+
+    def __init__(self, module: nn.Module):
+        self.buffers = [b for m in module.modules()
+                        if isinstance(m, _BatchNorm) for b in m.buffers()]
+
+    def __enter__(self):
+        self.saved = [b.clone() for b in self.buffers]
+
+    def __exit__(self, *exc):
+        with torch.no_grad():
+            for buffer, saved in zip(self.buffers, self.saved):
+                buffer.copy_(saved)
+
+
+def checkpoint_forward(module: nn.Module,
+                       inner_forward: Callable[[torch.Tensor], torch.Tensor],
+                       x: torch.Tensor) -> torch.Tensor:
+    """``inner_forward(x)`` under activation checkpointing, as mmpretrain's
+    and mmdet's ``with_cp`` blocks do, with two differences.
+
+    Non-reentrant checkpointing also works when only the parameters need
+    grad, as for the tokenizer, whose input is the image and whose stride-2
+    activations are the largest in the network. And ``module``'s BatchNorm
+    statistics are restored after the recomputation (see
+    :class:`_FrozenBatchNormStats`). Without grad (inference, or a frozen
+    block) it is a plain call.
+    """
+    if not torch.is_grad_enabled() or not (
+            x.requires_grad or
+            any(p.requires_grad for p in module.parameters())):
+        return inner_forward(x)
+    calls = []
+
+    def forward(inp: torch.Tensor) -> torch.Tensor:
+        calls.append(None)
+        if len(calls) == 1:
+            return inner_forward(inp)
+        with _FrozenBatchNormStats(module):
+            return inner_forward(inp)
+
+    return cp.checkpoint(forward, x, use_reentrant=False)

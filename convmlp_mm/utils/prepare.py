@@ -1,0 +1,59 @@
+"""The whole preparation of a run from ``tools/train.py``'s and
+``tools/test.py``'s parsed arguments: config, flags, task, data checks and
+work dir, all before anything is built."""
+from mmengine.config import Config
+
+from .config import (
+    add_test_outputs,
+    check_task,
+    enable_amp,
+    enable_auto_scale_lr,
+    load_config,
+    set_work_dir,
+)
+from .data_checks import (
+    check_annotation_files,
+    check_data_paths,
+    set_data_root,
+)
+
+
+def prepare_train_config(args) -> Config:
+    """The config ``tools/train.py`` runs, from its parsed arguments.
+
+    Checks the task (``args.task``) and the data folder before anything is
+    built; raises :class:`ConfigError` with what to do.
+    """
+    cfg = load_config(args.config, args.cfg_options, args.launcher)
+    if getattr(args, 'task', None):
+        check_task(cfg, args.task, args.config)
+    if args.data_root:
+        set_data_root(cfg, args.data_root)
+    check_data_paths(cfg, 'train', args.data_root)
+    check_annotation_files(cfg, 'train')
+    set_work_dir(cfg, args.config, args.work_dir)
+    if args.amp:
+        enable_amp(cfg)
+    if args.auto_scale_lr:
+        enable_auto_scale_lr(cfg)
+    # As upstream: a path resumes from it, no path from the work dir's latest.
+    if args.resume == 'auto':
+        cfg.resume, cfg.load_from = True, None
+    elif args.resume is not None:
+        cfg.resume, cfg.load_from = True, args.resume
+    return cfg
+
+
+def prepare_test_config(args) -> Config:
+    """The config ``tools/test.py`` runs, from its parsed arguments."""
+    cfg = load_config(args.config, args.cfg_options, args.launcher)
+    if getattr(args, 'task', None):
+        check_task(cfg, args.task, args.config)
+    if args.data_root:
+        set_data_root(cfg, args.data_root)
+    check_data_paths(cfg, 'test', args.data_root)
+    check_annotation_files(cfg, 'test')
+    set_work_dir(cfg, args.config, args.work_dir)
+    cfg.load_from = args.checkpoint
+    add_test_outputs(cfg, out=args.out, show_dir=args.show_dir)
+    return cfg

@@ -1,0 +1,146 @@
+"""The paper's Table 2 ablation switches and the Pure-MLP baselines
+(Tables 5-7): parameter counts, shapes, names, training behaviour."""
+import glob
+import os.path as osp
+
+import pytest
+import torch
+import torch.nn as nn
+from mmengine.config import Config
+from mmengine.registry import DefaultScope
+
+from convmlp_mm import (
+    CheckpointMismatchError,
+    ConvMLP,
+    load_backbone_checkpoint,
+)
+
+from helpers import REPO
+
+PURE_MLP = dict(conv_stage=False, downsample='patch_merging', dwconv=False)
+
+
+def num_params(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+def classifier_params(backbone: ConvMLP) -> int:
+    """Backbone + the release's classifier (LayerNorm + 1000-way head)."""
+    dim = backbone.out_channels[-1]
+    return num_params(backbone) + 2 * dim + dim * 1000 + 1000
+
+
+def test_table2_pure_mlp_baseline_is_7_88m():
+    # Table 2, first row: no conv stage, no conv downsampling, no dwconv.
+    assert round(classifier_params(ConvMLP('s', **PURE_MLP)) / 1e6, 2) == 7.88
+    # Last row: ConvMLP-S itself.
+    assert round(classifier_params(ConvMLP('s')) / 1e6, 2) == 9.02
+
+
+def test_table2_switch_costs():
+    base = num_params(ConvMLP('s'))
+    # The depthwise 3x3 convs (2x128 + 4x256 + 2x512 channels, no bias) and
+    # their LayerNorms: "only brings few parameters" (Table 2: 0.02M).
+    assert base - num_params(ConvMLP('s', dwconv=False)) == \
+        9 * (2 * 128 + 4 * 256 + 2 * 512) + 2 * (2 * 128 + 4 * 256 + 2 * 512)
+    # Conv vs. patch merging between the Conv-MLP stages: Table 2 rows 2 and
+    # 3 differ by 0.82M (8.71 - 7.89).
+    saved = base - num_params(ConvMLP('s', downsample='patch_merging'))
+    assert round(saved / 1e6, 2) == 0.82
+
+
+@pytest.mark.parametrize('arch,switches', [
+    ('s', PURE_MLP),
+    ('s', dict(conv_stage=False)),
+    ('s', dict(downsample='patch_merging')),
+    ('s', dict(dwconv=False)),
+    ('l', PURE_MLP),
+])
+def test_switches_keep_levels_for_odd_sizes(arch, switches):
+    torch.manual_seed(0)
+    model = ConvMLP(arch, **switches).eval()
+    widths = ConvMLP(arch).out_channels
+    with torch.no_grad():
+        outs = model(torch.rand(1, 3, 97, 130))
+    assert [tuple(o.shape) for o in outs] == [
+        (1, widths[0], 25, 33), (1, widths[1], 13, 17),
+        (1, widths[2], 7, 9), (1, widths[3], 4, 5)]
+
+
+def test_defaults_keep_module_names():
+    names = set(ConvMLP('s').state_dict())
+    assert names == set(ConvMLP('s', conv_stage=True, downsample='conv',
+                                dwconv=True).state_dict())
+    pure = set(ConvMLP('s', **PURE_MLP).state_dict())
+    assert not any(k.startswith('conv_stages.') for k in pure)
+    assert 'mlp_stage.blocks.1.channel_mlp2.fc2.weight' in pure
+    assert not any('.connect' in k for k in pure)
+    # mmcv's PatchMerging: LayerNorm over 2x2x C, bias-free Linear.
+    assert 'stages.0.downsample_mlp.downsample.reduction.weight' in pure
+    assert 'stages.0.downsample_mlp.downsample.reduction.bias' not in pure
+
+
+def test_official_checkpoint_refuses_pure_mlp(official_checkpoint):
+    path, _ = official_checkpoint('s')
+    with pytest.raises(CheckpointMismatchError):
+        load_backbone_checkpoint(ConvMLP('s', **PURE_MLP), path)
+
+
+def test_bad_downsample_names_the_choices():
+    with pytest.raises(ValueError, match='conv, patch_merging'):
+        ConvMLP('s', downsample='pool')
+
+
+def test_pure_mlp_trains_freezes_and_checkpoints():
+    torch.manual_seed(0)
+    model = ConvMLP('s', **PURE_MLP, frozen_stages=1, with_cp=True,
+                    drop_path_schedule='global')
+    model.train()
+    assert not any(p.requires_grad for p in model.mlp_stage.parameters())
+    # Stochastic depth covers the MLP stage that replaces the conv stage.
+    rates = [getattr(b.drop_path, 'drop_prob', 0.)
+             for b in model.mlp_stage.blocks]
+    assert rates[0] == 0 and rates[-1] > 0
+    image = torch.rand(2, 3, 32, 32, requires_grad=True)
+    loss = sum(o.float().pow(2).mean() for o in model(image))
+    loss.backward()
+    grads = model.stages[0].downsample_mlp.downsample.reduction.weight.grad
+    assert grads is not None and grads.abs().sum() > 0
+    assert model.mlp_stage.blocks[0].channel_mlp1.fc1.weight.grad is None
+
+
+PAPER_PURE_MLP_PARAMS = {  # paper Tables 5-7, millions
+    'retinanet_puremlp_s_fpn_1x_coco.py': 17.6,
+    'retinanet_puremlp_m_fpn_1x_coco.py': 25.9,
+    'retinanet_puremlp_l_fpn_1x_coco.py': 50.1,
+    'maskrcnn_puremlp_s_fpn_1x_coco.py': 27.5,
+    'maskrcnn_puremlp_m_fpn_1x_coco.py': 35.8,
+    'maskrcnn_puremlp_l_fpn_1x_coco.py': 59.5,
+    'fpn_puremlp_s_512x512_40k_ade20k.py': 11.6,
+    'fpn_puremlp_m_512x512_40k_ade20k.py': 19.9,
+    'fpn_puremlp_l_512x512_40k_ade20k.py': 43.6,
+}
+
+
+def test_every_pure_mlp_config_is_checked():
+    found = {osp.basename(p)
+             for p in glob.glob(osp.join(REPO, 'configs/pure_mlp/*.py'))}
+    assert found == set(PAPER_PURE_MLP_PARAMS)
+
+
+@pytest.mark.parametrize('name', sorted(PAPER_PURE_MLP_PARAMS))
+def test_pure_mlp_config_params_match_paper(name):
+    cfg = Config.fromfile(osp.join(REPO, 'configs/pure_mlp', name))
+    backbone = cfg.model.backbone
+    assert (backbone.conv_stage, backbone.downsample, backbone.dwconv) == \
+        (False, 'patch_merging', False)
+    # Nothing to download, and the ConvMLP weights would not fit.
+    assert backbone.init_cfg is None
+    scope = cfg.default_scope
+    with DefaultScope.overwrite_default_scope(scope):
+        if scope == 'mmdet':
+            from mmdet.registry import MODELS
+        else:
+            from mmseg.registry import MODELS
+        model = MODELS.build(cfg.model)
+    assert round(num_params(model) / 1e6, 1) == PAPER_PURE_MLP_PARAMS[name]
