@@ -8,7 +8,7 @@ from typing import List, Tuple
 import torch
 import torch.nn as nn
 
-from ..models import ConvMLP
+from ..models.builder import backbone_from
 from .harness import (
     autocast,
     bf16_supported,
@@ -47,14 +47,14 @@ MODEL_PAIRS = [
 def build_backbone(name: str, device: torch.device, **kwargs) -> nn.Module:
     """``'s'``/``'m'``/``'l'`` (ConvMLP) or ``'r50'`` (mmdet's ResNet-50,
     everything trainable, as the ConvMLP configs train theirs)."""
-    torch.manual_seed(0)
     if name == 'r50':
         from mmdet.models.backbones import ResNet
+        torch.manual_seed(0)
         model = ResNet(depth=50, out_indices=(0, 1, 2, 3), frozen_stages=-1,
                        norm_eval=False, norm_cfg=dict(type='BN'))
     else:
         # drop_path off: the variants are compared on identical outputs.
-        model = ConvMLP(arch=name, drop_path_rate=0.0, **kwargs)
+        model, _, _ = backbone_from(name, drop_path_rate=0.0, **kwargs)
     return model.to(device)
 
 
