@@ -54,7 +54,9 @@ def build_backbone(name: str, device: torch.device, **kwargs) -> nn.Module:
                        norm_eval=False, norm_cfg=dict(type='BN'))
     else:
         # drop_path off: the variants are compared on identical outputs.
-        model, _, _ = backbone_from(name, drop_path_rate=0.0, **kwargs)
+        # PyTorch's default initialisation, as for the published figures.
+        model, _, _ = backbone_from(name, init_weights=False,
+                                    drop_path_rate=0.0, **kwargs)
     return model.to(device)
 
 

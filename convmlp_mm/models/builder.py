@@ -14,10 +14,13 @@ IMAGENET_STD = (58.395, 57.12, 57.375)
 
 
 def backbone_from(target: str, cfg_options: Optional[dict] = None,
-                  seed: int = 0, **overrides) -> Tuple[ConvMLP, dict, str]:
+                  seed: int = 0, init_weights: bool = True,
+                  **overrides) -> Tuple[ConvMLP, dict, str]:
     """A ConvMLP with its initial weights (seeded), from a size (``s``,
     ``m``, ``l``, ``small``...) or from the backbone of a detector or
-    segmentor config. ``overrides`` replace backbone arguments.
+    segmentor config. ``overrides`` replace backbone arguments. With
+    ``init_weights=False`` the weights are PyTorch's default initialisation
+    (what the benchmark's published figures used) instead of the release's.
 
     Never loads the config's ``init_cfg`` or ``pretrained`` (load a
     checkpoint explicitly). SyncBN becomes BN: one process computes the
@@ -56,5 +59,6 @@ def backbone_from(target: str, cfg_options: Optional[dict] = None,
         kwargs['norm_cfg'] = dict(kwargs['norm_cfg'], type='BN')
     torch.manual_seed(seed)
     backbone = ConvMLP(**kwargs)
-    backbone.init_weights()
+    if init_weights:
+        backbone.init_weights()
     return backbone, norm, name
