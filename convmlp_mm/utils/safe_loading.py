@@ -1,15 +1,19 @@
 """Safe checkpoint loading: the one process-wide change importing
 ``convmlp_mm`` makes.
 
-:func:`register_safe_loaders` (called by ``convmlp_mm/__init__.py``) routes
-mmengine's ``CheckpointLoader`` through :func:`safe_torch_load`, which
-unpickles with ``weights_only=True``. mmengine's own loader for local files
-already does so under torch >= 2.6, but its ``http(s)://`` scheme goes
-through ``torch.hub.load_state_dict_from_url``, whose default is
-``weights_only=False``. After the import, the backbone's ``init_cfg``, a
-config's ``load_from``, ``--resume`` and the tools all load through the same
-door. There is deliberately no switch to turn this off: a checkpoint must
-never be able to run code.
+:func:`register_safe_loaders` (called by ``convmlp_mm/__init__.py``) makes
+every scheme of mmengine's ``CheckpointLoader`` load with
+``weights_only=True``: the ones registered now (local files, ``http(s)://``,
+``open-mmlab://``, ``mmcls://``, ``torchvision://``, ``pavi://``, ...) and
+any a package registers later. The zoo schemes resolve a name to a URL and
+call ``torch.hub.load_state_dict_from_url``, which unpickles with
+``weights_only=False`` a file it finds in ``$TORCH_HOME/hub/checkpoints``;
+so rather than re-implement each scheme, every scheme loader runs inside
+:func:`weights_only_torch_load`, where ``torch.load`` itself is
+:func:`safe_torch_load` whatever its caller asks for. After the import, the
+backbone's ``init_cfg``, a config's ``load_from``, ``--resume`` and the tools
+all load through the same door. There is deliberately no switch to turn this
+off: a checkpoint must never be able to run code.
 
 Resuming: mmengine's own training checkpoints hold a ``HistoryBuffer`` (numpy
 arrays and scalars) in their message hub. Exactly the classes that needs are
@@ -19,11 +23,13 @@ loader, because allow-listing ``builtins.getattr`` itself would let a pickle
 reach any attribute of any allowed object.
 """
 import contextlib
+import functools
 import os
 import os.path as osp
 import pickle
 import re
-from typing import List
+import threading
+from typing import Callable, List
 from urllib.parse import urlparse
 
 import torch
@@ -101,8 +107,10 @@ def safe_torch_load(source, name: str, map_location='cpu'):
     """
     try:
         with _restricted_getattr():
-            return torch.load(source, map_location=map_location,
-                              weights_only=True)
+            # torch.serialization.load, not torch.load: inside
+            # weights_only_torch_load the latter is this function.
+            return torch.serialization.load(
+                source, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as exc:
         operand = re.search(r'Unsupported operand [^\n]*', str(exc))
         if operand:  # not a pickle stream at all: text, an HTML page, ...
@@ -150,7 +158,8 @@ def _load_from_http(filename: str, map_location=None, model_dir=None):
         _download(filename, cached)
     if world_size > 1:
         barrier()
-    return safe_torch_load(cached, filename, map_location)
+    return safe_torch_load(cached, f'{filename} (file {cached})',
+                           map_location)
 
 
 def _download(url: str, dst: str) -> None:
@@ -165,10 +174,94 @@ def _download(url: str, dst: str) -> None:
             f'{osp.basename(urlparse(url).path)}') from exc
 
 
+# Held while torch.load is swapped: one swap at a time, re-entrant for a
+# scheme loader that calls another (open-mmlab:// calls http's).
+_SWAP_LOCK = threading.RLock()
+_SAFE_MARK = '_convmlp_weights_only'
+
+
+@contextlib.contextmanager
+def weights_only_torch_load(name: str):
+    """Inside this block every ``torch.load`` call (torch.hub's, mmengine's,
+    a third-party scheme's) is :func:`safe_torch_load`, whatever
+    ``weights_only`` its caller passes; errors name ``name`` and the file."""
+
+    def forced(f, map_location=None, *args, **kwargs):
+        shown = name
+        if isinstance(f, (str, os.PathLike)) and os.fspath(f) != name:
+            shown = f'{name} (file {os.fspath(f)})'
+        return safe_torch_load(f, shown, map_location)
+
+    with _SWAP_LOCK:
+        previous = torch.load
+        torch.load = forced
+        try:
+            yield
+        finally:
+            torch.load = previous
+
+
+def make_scheme_loader_safe(loader: Callable) -> Callable:
+    """``loader`` (a ``CheckpointLoader`` scheme function) run inside
+    :func:`weights_only_torch_load`; a scheme that cannot work here (its
+    package is missing, the name is not in its list) is a
+    :class:`CheckpointError` naming the checkpoint."""
+    if getattr(loader, _SAFE_MARK, False):
+        return loader
+
+    @functools.wraps(loader)  # mmengine logs the loader's __name__
+    def safe_loader(filename, map_location=None, *args, **kwargs):
+        with weights_only_torch_load(str(filename)):
+            try:
+                return loader(filename, map_location, *args, **kwargs)
+            except ImportError as exc:
+                raise CheckpointError(
+                    f'Cannot load checkpoint "{filename}": its scheme needs '
+                    f'a package that is not installed ({exc}). Download '
+                    'the file elsewhere and pass its local path '
+                    'instead.') from exc
+            except KeyError as exc:
+                raise CheckpointError(
+                    f'Cannot load checkpoint "{filename}": {exc} is not a '
+                    'name this scheme knows. Check the spelling, or pass a '
+                    'local path or a URL.') from exc
+
+    setattr(safe_loader, _SAFE_MARK, True)
+    return safe_loader
+
+
+def _patch_checkpoint_loader() -> None:
+    """Wrap every registered scheme, every later registration, and (for a
+    loader put into ``_schemes`` by hand) every lookup."""
+    loader_cls = CheckpointLoader
+    for prefix, loader in list(loader_cls._schemes.items()):
+        loader_cls._schemes[prefix] = make_scheme_loader_safe(loader)
+    if getattr(loader_cls._register_scheme, _SAFE_MARK, False):
+        return
+    register = loader_cls._register_scheme.__func__
+    get_loader = loader_cls._get_checkpoint_loader.__func__
+
+    def _register_scheme(cls, prefixes, loader, force=False):
+        return register(cls, prefixes, make_scheme_loader_safe(loader),
+                        force=force)
+
+    def _get_checkpoint_loader(cls, path):
+        loader = get_loader(cls, path)
+        return None if loader is None else make_scheme_loader_safe(loader)
+
+    for function in (_register_scheme, _get_checkpoint_loader):
+        setattr(function, _SAFE_MARK, True)
+    loader_cls._register_scheme = classmethod(_register_scheme)
+    loader_cls._get_checkpoint_loader = classmethod(_get_checkpoint_loader)
+
+
 def register_safe_loaders() -> None:
-    """Route mmengine's local and http(s) checkpoint loading through
-    :func:`safe_torch_load`."""
+    """Make every ``CheckpointLoader`` scheme, present and future, load with
+    ``weights_only=True``; local files and ``http(s)://`` go through
+    :func:`safe_torch_load` directly (clearer errors, no network needed for
+    a cached file). Idempotent."""
     allow_mmengine_checkpoint_globals()
     CheckpointLoader.register_scheme(prefixes='', force=True)(_load_from_local)
     CheckpointLoader.register_scheme(
         prefixes=('http://', 'https://'), force=True)(_load_from_http)
+    _patch_checkpoint_loader()

@@ -1,0 +1,138 @@
+"""Every scheme of mmengine's CheckpointLoader loads with weights_only=True,
+offline: a hostile pickle placed in a private $TORCH_HOME/hub/checkpoints
+under the file name a zoo scheme resolves to must not run.
+
+File names from mmengine 0.10.7's hub lists (FACTS.md: open-mmlab://
+resnet50_v1c is resnet50_v1c-2cccc1ad.pth)."""
+import os
+import os.path as osp
+import re
+
+import pytest
+import torch
+from mmengine.runner.checkpoint import CheckpointLoader
+
+import convmlp_mm  # noqa: F401  (routes CheckpointLoader)
+from convmlp_mm.utils import CheckpointError
+
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+
+
+class _RunsCode:
+    """Unpickling this runs ``touch MARKER``."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f'touch {self.marker}', ))
+
+
+@pytest.fixture
+def hub(tmp_path, monkeypatch):
+    home = tmp_path / 'torch_home'
+    checkpoints = home / 'hub' / 'checkpoints'
+    checkpoints.mkdir(parents=True)
+    monkeypatch.setenv('TORCH_HOME', str(home))
+    monkeypatch.setenv('MMENGINE_HOME', str(tmp_path / 'mmengine_home'))
+    marker = tmp_path / 'MARKER'
+
+    def place(file_name):
+        path = checkpoints / file_name
+        torch.save({'state_dict': {'w': torch.zeros(1)},
+                    'payload': _RunsCode(marker)}, str(path))
+        return str(path)
+
+    return place, marker
+
+
+ZOO = [
+    ('open-mmlab://resnet50_v1c', 'resnet50_v1c-2cccc1ad.pth'),
+    ('openmmlab://resnet50_v1c', 'resnet50_v1c-2cccc1ad.pth'),
+    ('mmcls://vgg11', 'vgg11_batch256_imagenet_20210208-4271cd6c.pth'),
+    ('https://example.invalid/ckpt/hostile.pth', 'hostile.pth'),
+    ('http://example.invalid/ckpt/hostile.pth', 'hostile.pth'),
+]
+
+
+@pytest.mark.parametrize('name,file_name', ZOO)
+def test_zoo_scheme_refuses_hostile_cached_file(hub, name, file_name):
+    place, marker = hub
+    path = place(file_name)
+    with pytest.raises(CheckpointError, match='Refusing to load') as info:
+        CheckpointLoader.load_checkpoint(name, map_location='cpu')
+    assert not marker.exists(), f'{name}: the pickle ran its code'
+    assert path in str(info.value) and name in str(info.value)
+
+
+@pytest.mark.parametrize('name', ['torchvision://resnet50',
+                                  'modelzoo://resnet50', 'pavi://x/y.pth'])
+def test_scheme_without_its_package_is_a_clear_error(hub, name):
+    # torchvision (PyPI's wheels need CUDA, FACTS.md) and pavi are not
+    # installed: the scheme cannot resolve; it must fail cleanly, not run
+    # the cached files torchvision's zoo names (resnet50-19c8e357.pth).
+    place, marker = hub
+    place('resnet50-19c8e357.pth')
+    place('resnet50-0676ba61.pth')
+    with pytest.raises(CheckpointError, match='not installed') as info:
+        CheckpointLoader.load_checkpoint(name, map_location='cpu')
+    assert name in str(info.value)
+    assert not marker.exists()
+
+
+def test_scheme_registered_later_is_safe_too(hub, tmp_path):
+    """A third-party scheme that asks torch for weights_only=False."""
+    place, marker = hub
+    path = place('third_party.pth')
+
+    def load_from_thirdparty(filename, map_location=None):
+        return torch.load(path, map_location=map_location, weights_only=False)
+
+    CheckpointLoader.register_scheme('thirdparty://')(load_from_thirdparty)
+    try:
+        with pytest.raises(CheckpointError, match='Refusing') as info:
+            CheckpointLoader.load_checkpoint('thirdparty://x')
+        assert path in str(info.value)
+        # Put into the table by hand, bypassing register_scheme: the
+        # lookup wraps it.
+        CheckpointLoader._schemes['thirdparty://'] = load_from_thirdparty
+        with pytest.raises(CheckpointError, match='Refusing'):
+            CheckpointLoader.load_checkpoint('thirdparty://x')
+    finally:
+        CheckpointLoader._schemes.pop('thirdparty://', None)
+    assert not marker.exists()
+    assert torch.load is torch.serialization.load  # restored after the load
+
+
+def test_every_registered_scheme_is_wrapped():
+    unwrapped = [p for p, loader in CheckpointLoader._schemes.items()
+                 if not getattr(loader, '_convmlp_weights_only', False)]
+    assert not unwrapped
+
+
+def test_safe_scheme_still_loads_plain_weights(hub, tmp_path, monkeypatch):
+    home = os.environ['TORCH_HOME']
+    path = osp.join(home, 'hub', 'checkpoints', 'resnet50_v1c-2cccc1ad.pth')
+    torch.save({'state_dict': {'w': torch.ones(2)}}, path)
+    ckpt = CheckpointLoader.load_checkpoint('open-mmlab://resnet50_v1c')
+    assert torch.equal(ckpt['state_dict']['w'], torch.ones(2))
+
+
+def test_no_unsafe_unpickling_in_the_project():
+    """Every torch.load / hub load / pickle.load in the package and tools
+    is the one in safe_loading.py (a grep, so a new one fails here)."""
+    pattern = re.compile(r'\btorch\.load\(|load_state_dict_from_url\(|'
+                         r'\bpickle\.loads?\(|weights_only\s*=\s*False')
+    offenders = []
+    for top in ('convmlp_mm', 'tools'):
+        for root, _, files in os.walk(osp.join(REPO, top)):
+            for name in files:
+                path = osp.join(root, name)
+                if not name.endswith('.py') or path.endswith(
+                        osp.join('utils', 'safe_loading.py')):
+                    continue
+                with open(path) as f:
+                    for number, line in enumerate(f, 1):
+                        if pattern.search(line.split('#')[0]):
+                            offenders.append(f'{path}:{number}: {line}')
+    assert not offenders, ''.join(offenders)
