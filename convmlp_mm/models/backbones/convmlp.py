@@ -124,8 +124,16 @@ class ConvMLP(BaseModule):
             raise TypeError(_unknown_arguments_message(unknown))
         if pretrained is not None:
             if init_cfg is not None:
+                # Users rarely write pretrained themselves: mmseg's
+                # EncoderDecoder pushes the segmentor-level one down.
                 raise ValueError(
-                    'ConvMLP got both "pretrained" and "init_cfg"; keep only '
+                    'ConvMLP got both "pretrained" and "init_cfg" '
+                    f'(pretrained={pretrained!r}). Under an mmseg:: base '
+                    'config the pretrained comes from the segmentor-level '
+                    'model.pretrained the base sets, which mmseg\'s '
+                    'EncoderDecoder copies into the backbone: set '
+                    'model.pretrained=None in your config (or --cfg-options '
+                    'model.pretrained=None) and keep only '
                     'init_cfg=dict(type="Pretrained", checkpoint=...).')
             warnings.warn(
                 'ConvMLP "pretrained" is deprecated, use '
