@@ -41,6 +41,7 @@ from convmlp_mm.datasets import (  # noqa: E402
     make_ade20k_dataset,
     make_coco_dataset,
 )
+from convmlp_mm.utils.cli import command  # noqa: E402
 from convmlp_mm.utils.fileio import write_text_atomically  # noqa: E402
 
 # What the default demo must reach on the built-in validation split.
@@ -333,6 +334,7 @@ def draw_pictures(jobs: Sequence[Job], results: Dict, roots: Dict[str, str],
     return pictures
 
 
+@command
 def main(argv=None) -> int:
     args = parse_args(argv)
     started = time.time()

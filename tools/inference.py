@@ -23,6 +23,7 @@ from typing import Optional, Sequence
 from mmengine.config import DictAction
 
 from convmlp_mm.apis import InferenceInputError, inference
+from convmlp_mm.utils.cli import command
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
@@ -51,6 +52,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+@command
 def main(argv: Optional[Sequence[str]] = None) -> dict:
     args = parse_args(argv)
     checkpoint = None if args.checkpoint.lower() == 'none' else \

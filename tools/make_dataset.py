@@ -21,6 +21,7 @@ from convmlp_mm.datasets import (
     make_ade20k_dataset,
     make_coco_dataset,
 )
+from convmlp_mm.utils.cli import command
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -45,6 +46,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+@command
 def main(argv=None) -> int:
     args = parse_args(argv)
     root = args.root or osp.join('data', f'synthetic_{args.format}')

@@ -20,6 +20,11 @@ NUM_LEVELS = 4
 NUM_STAGES = 5
 
 
+def _positive_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and \
+        value > 0
+
+
 def resolve_arch(arch: Union[str, dict]) -> dict:
     """Return the architecture settings for a zoo name, alias or dict."""
     if isinstance(arch, str):
@@ -43,6 +48,19 @@ def resolve_arch(arch: Union[str, dict]) -> dict:
                 'ConvMLP arch dict needs three Conv-MLP stages: "blocks" and '
                 f'"dims" must have 3 entries, got {arch["blocks"]} and '
                 f'{arch["dims"]}.')
+        bad = [f'{k}={arch[k]!r}' for k in ARCH_KEYS if k != 'mlp_ratio'
+               and not all(_positive_int(v) for v in (
+                   arch[k] if isinstance(arch[k], (list, tuple))
+                   else [arch[k]]))]
+        ratio = arch['mlp_ratio']
+        if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) \
+                or not ratio > 0:
+            bad.append(f'mlp_ratio={ratio!r}')
+        if bad:
+            raise ValueError(
+                f'ConvMLP arch dict: widths and block counts must be positive'
+                f' integers and mlp_ratio a positive number; got '
+                f'{", ".join(bad)}.')
         return copy.deepcopy(dict(arch))
     raise TypeError(
         f'ConvMLP arch must be a str or a dict, got {type(arch).__name__}.')

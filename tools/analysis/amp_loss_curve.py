@@ -28,6 +28,7 @@ from convmlp_mm.datasets import (
     make_coco_dataset,
 )
 from convmlp_mm.utils import load_config, task_of, write_text_atomically
+from convmlp_mm.utils.cli import command
 from convmlp_mm.visualization import load_scalars, plot_loss_comparison
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -162,6 +163,7 @@ def plot(result: dict, out_file: str) -> str:
         osp.basename(result['config']), out_file)
 
 
+@command
 def main(argv=None) -> dict:
     args = parse_args(argv)
     cfg = load_config(args.config)

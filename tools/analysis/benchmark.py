@@ -57,6 +57,7 @@ from convmlp_mm.benchmark.sections import (
 )
 from convmlp_mm.utils import keep_freed_cpu_memory
 from convmlp_mm.utils import parse_shape as _parse_shape
+from convmlp_mm.utils.cli import command
 
 
 def parse_shape(text: str):
@@ -119,6 +120,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     return args
 
 
+@command
 def main(argv=None) -> dict:
     args = parse_args(argv)
     device = torch.device(args.device or (

@@ -32,6 +32,7 @@ from mmengine.config import Config, DictAction
 
 from convmlp_mm.models import ARCH_ALIASES, ARCH_ZOO, ConvMLP
 from convmlp_mm.utils import parse_shape
+from convmlp_mm.utils.cli import command
 
 # Input sizes (height, width) used when --shape is not given.
 DEFAULT_SHAPES = {'backbone': (224, 224), 'mmdet': (800, 1333),
@@ -238,6 +239,7 @@ def _shape(shape: Optional[Sequence[int]],
         raise SystemExit(f'error: --shape: {exc}')
 
 
+@command
 def main(argv: Optional[Sequence[str]] = None) -> List[Dict[str, object]]:
     args = parse_args(argv)
     arch_names = set(ARCH_ZOO) | set(ARCH_ALIASES)

@@ -32,6 +32,7 @@ from mmengine.visualization import Visualizer
 from convmlp_mm.models import ConvMLP, load_backbone_checkpoint
 from convmlp_mm.models.builder import backbone_from
 from convmlp_mm.utils import IMAGE_EXTENSIONS, list_images
+from convmlp_mm.utils.cli import command
 
 MODES = ('mean', 'max', 'topk', 'pca')
 LEVEL_STRIDES = (4, 8, 16, 32)
@@ -245,6 +246,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+@command
 def main(argv: Optional[Sequence[str]] = None) -> List[Dict[str, object]]:
     args = parse_args(argv)
     shape = None

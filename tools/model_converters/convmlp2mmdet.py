@@ -24,6 +24,7 @@ from convmlp_mm.models import (
     guess_arch,
 )
 from convmlp_mm.utils import CheckpointError, save_checkpoint_atomically
+from convmlp_mm.utils.cli import command
 
 
 def parse_args(argv=None):
@@ -37,6 +38,7 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
+@command
 def main(argv=None) -> int:
     args = parse_args(argv)
     try:
