@@ -19,6 +19,7 @@ from convmlp_mm.utils import (
     prepare_train_config,
     setup_cpu_distributed,
 )
+from convmlp_mm.utils.cli import command
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -76,6 +77,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     return args
 
 
+@command
 def main(argv=None) -> None:
     args = parse_args(argv)
     try:

@@ -157,6 +157,20 @@ class ConvMLP(BaseModule):
         blocks = self.arch_settings['blocks']
         mlp_ratio = self.arch_settings['mlp_ratio']
 
+        # Out of range, these build fine and fail later as a NaN loss that
+        # looks like a learning-rate problem.
+        if isinstance(drop_path_rate, bool) or not isinstance(
+                drop_path_rate, (int, float)) or \
+                not 0 <= drop_path_rate < 1:
+            raise ValueError(
+                f'ConvMLP drop_path_rate must be a number in [0, 1) (the '
+                f'chance of dropping a block; 0.1 in the paper), got '
+                f'{drop_path_rate!r}.')
+        if isinstance(in_channels, bool) or not isinstance(
+                in_channels, int) or in_channels < 1:
+            raise ValueError(
+                f'ConvMLP in_channels must be a positive integer (3 for RGB '
+                f'images), got {in_channels!r}.')
         self.in_channels = in_channels
         self.out_indices = self._check_out_indices(out_indices)
         if not -1 <= frozen_stages < NUM_STAGES:
