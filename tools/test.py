@@ -20,6 +20,10 @@ from convmlp_mm.utils import (
     setup_cpu_distributed,
 )
 from convmlp_mm.utils.cli import command
+from convmlp_mm.utils.run_options import (
+    add_class_arguments,
+    add_test_view_arguments,
+)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -57,6 +61,8 @@ def parse_args(argv=None) -> argparse.Namespace:
         '--task',
         choices=['detection', 'segmentation'],
         help='refuse a config of the other task')
+    add_class_arguments(parser)
+    add_test_view_arguments(parser)
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
     args = parser.parse_args(argv)
     os.environ.setdefault('LOCAL_RANK', str(args.local_rank))

@@ -20,6 +20,10 @@ from convmlp_mm.utils import (
     setup_cpu_distributed,
 )
 from convmlp_mm.utils.cli import command
+from convmlp_mm.utils.run_options import (
+    add_class_arguments,
+    add_train_weight_arguments,
+)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -70,6 +74,8 @@ def parse_args(argv=None) -> argparse.Namespace:
         action='store_true',
         help='check the config, task and data folder, then exit without '
         'building anything (dist_*.sh run this once before the processes)')
+    add_class_arguments(parser)
+    add_train_weight_arguments(parser)
     # torch.distributed.launch passes --local-rank; torchrun sets LOCAL_RANK.
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
     args = parser.parse_args(argv)

@@ -11,10 +11,18 @@ from .config import (
     load_config,
     set_work_dir,
 )
+from .config_checks import check_config
 from .data_checks import (
     check_annotation_files,
     check_data_paths,
     set_data_root,
+)
+from .run_options import (
+    apply_class_options,
+    enable_show,
+    enable_tensorboard,
+    enable_tta,
+    set_backbone_checkpoint,
 )
 
 
@@ -27,10 +35,16 @@ def prepare_train_config(args) -> Config:
     cfg = load_config(args.config, args.cfg_options, args.launcher)
     if getattr(args, 'task', None):
         check_task(cfg, args.task, args.config)
+    check_config(cfg)
     if args.data_root:
         set_data_root(cfg, args.data_root)
     check_data_paths(cfg, 'train', args.data_root)
     check_annotation_files(cfg, 'train')
+    apply_class_options(cfg, args, 'train')
+    if getattr(args, 'backbone_checkpoint', None):
+        set_backbone_checkpoint(cfg, args.backbone_checkpoint)
+    if getattr(args, 'tensorboard', False):
+        enable_tensorboard(cfg)
     set_work_dir(cfg, args.config, args.work_dir)
     if args.amp:
         enable_amp(cfg)
@@ -49,11 +63,17 @@ def prepare_test_config(args) -> Config:
     cfg = load_config(args.config, args.cfg_options, args.launcher)
     if getattr(args, 'task', None):
         check_task(cfg, args.task, args.config)
+    check_config(cfg)
     if args.data_root:
         set_data_root(cfg, args.data_root)
     check_data_paths(cfg, 'test', args.data_root)
     check_annotation_files(cfg, 'test')
+    apply_class_options(cfg, args, 'test')
     set_work_dir(cfg, args.config, args.work_dir)
     cfg.load_from = args.checkpoint
     add_test_outputs(cfg, out=args.out, show_dir=args.show_dir)
+    if getattr(args, 'show', False):
+        enable_show(cfg, args.wait_time)
+    if getattr(args, 'tta', False):
+        enable_tta(cfg)
     return cfg
