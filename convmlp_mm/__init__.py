@@ -14,12 +14,23 @@ config) does three things, and nothing else:
    (:func:`convmlp_mm.utils.safe_loading.register_safe_loaders`): the one
    process-wide change the import makes.
 
+It also silences the one ``pkg_resources is deprecated`` warning that
+mmengine's ``mmdet::``/``mmseg::`` config handling triggers.
+
 The tools make one more process-wide change, the allocator setting
 (:mod:`convmlp_mm.utils.allocator`, switch ``CONVMLP_KEEP_FREED_MEMORY=0``),
 when they build a Runner; importing the package does not.
 """
-from . import engine  # noqa: F401  (registers hooks and wrappers)
-from .models import (
+import warnings
+
+# mmengine 0.10.7 imports pkg_resources whenever a config inherits mmdet::/
+# mmseg:: bases, and setuptools >= 80 warns on that import, twice a command.
+# Only that one warning is silenced; it says nothing a user can act on.
+warnings.filterwarnings(
+    'ignore', message='pkg_resources is deprecated', category=UserWarning)
+
+from . import engine  # noqa: E402,F401  (registers hooks and wrappers)
+from .models import (  # noqa: E402
                      ARCH_ZOO,
                      REGISTERED_IN,
                      CheckpointMismatchError,
@@ -28,8 +39,11 @@ from .models import (
                      load_backbone_checkpoint,
                      resolve_arch,
 )
-from .utils.safe_loading import CheckpointError, register_safe_loaders
-from .version import __version__
+from .utils.safe_loading import (  # noqa: E402
+    CheckpointError,
+    register_safe_loaders,
+)
+from .version import __version__  # noqa: E402
 
 register_safe_loaders()
 

@@ -1,10 +1,12 @@
 """Build a bare ConvMLP backbone from a size or from a model config, for the
 analysis tools and the benchmark."""
+import logging
 import os.path as osp
 from typing import Optional, Tuple
 
 import torch
 from mmengine.config import Config
+from mmengine.logging import MMLogger
 
 from .arch_zoo import ARCH_ALIASES, ARCH_ZOO
 from .backbones import ConvMLP
@@ -60,5 +62,13 @@ def backbone_from(target: str, cfg_options: Optional[dict] = None,
     torch.manual_seed(seed)
     backbone = ConvMLP(**kwargs)
     if init_weights:
-        backbone.init_weights()
+        # mmengine logs one record per parameter (600 lines) at INFO when
+        # the logger has no file: the tools print their result instead.
+        logger = MMLogger.get_current_instance()
+        level = logger.level
+        logger.setLevel(logging.WARNING)
+        try:
+            backbone.init_weights()
+        finally:
+            logger.setLevel(level)
     return backbone, norm, name
