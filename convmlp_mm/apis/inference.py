@@ -20,7 +20,8 @@ Output layout (``out_dir``)::
     results.json            everything below, JSON
 
 Checkpoints load through mmengine's ``CheckpointLoader``, which
-``convmlp_mm`` routes through ``weights_only=True``.
+``convmlp_mm`` routes through ``weights_only=True``, and must fit the model
+exactly (``convmlp_mm.utils.model_loading``).
 """
 import copy
 import itertools
@@ -36,6 +37,7 @@ from mmengine.config import Config
 
 from ..utils.config import task_of
 from ..utils.misc import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, list_images
+from ..utils.model_loading import strict_inferencer
 
 
 class InferenceInputError(ValueError):
@@ -101,9 +103,13 @@ def build_inferencer(config: Union[str, Config],
                      device: Optional[str] = None,
                      classes: Optional[Sequence[str]] = None,
                      palette: Optional[Union[str, list]] = None,
-                     cfg_options: Optional[dict] = None):
+                     cfg_options: Optional[dict] = None,
+                     backend: str = 'pytorch'):
     """A ``DetInferencer`` or ``MMSegInferencer`` for ``config`` with the
     weights of ``checkpoint`` (``None``: random weights, with a warning).
+    ``backend='onnxruntime'``: ``checkpoint`` is a ``.onnx`` from
+    ``tools/deploy/export_onnx.py``, whose network runs in ONNX Runtime
+    (:func:`convmlp_mm.deploy.runtime.use_onnxruntime`).
 
     Class names come from ``classes``, else the checkpoint's
     ``meta['dataset_meta']`` (saved by mmengine's Runner), else the config's
@@ -117,6 +123,16 @@ def build_inferencer(config: Union[str, Config],
         cfg = copy.deepcopy(config)  # the caller's config stays as it was
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
+    if backend not in ('pytorch', 'onnxruntime'):
+        raise ValueError(f'backend must be "pytorch" or "onnxruntime", got '
+                         f'{backend!r}.')
+    onnx_path = None
+    if backend == 'onnxruntime':
+        onnx_path, checkpoint = checkpoint, None
+        if onnx_path is None or not osp.isfile(onnx_path):
+            raise FileNotFoundError(
+                f'ONNX model not found: {onnx_path} (write one with '
+                'tools/deploy/export_onnx.py)')
     if checkpoint is not None and not checkpoint.startswith(
             ('http://', 'https://')) and not osp.isfile(checkpoint):
         raise FileNotFoundError(
@@ -130,17 +146,20 @@ def build_inferencer(config: Union[str, Config],
     if task == 'detection':
         from mmdet.apis import DetInferencer
         _drop_annotation_loading(cfg)
-        inferencer = DetInferencer(model=cfg, weights=checkpoint,
-                                   device=device, palette=palette or 'none',
-                                   show_progress=False)
+        inferencer = strict_inferencer(DetInferencer, checkpoint)(
+            model=cfg, weights=checkpoint, device=device,
+            palette=palette or 'none', show_progress=False)
     else:
         from mmengine.model import revert_sync_batchnorm
         from mmseg.apis import MMSegInferencer
-        inferencer = MMSegInferencer(model=cfg, weights=checkpoint,
-                                     classes=classes, palette=palette,
-                                     device=device)
+        inferencer = strict_inferencer(MMSegInferencer, checkpoint)(
+            model=cfg, weights=checkpoint, classes=classes,
+            palette=palette, device=device)
         # SyncBN needs a process group; in eval mode BN computes the same.
         inferencer.model = revert_sync_batchnorm(inferencer.model)
+    if onnx_path is not None:
+        from ..deploy.runtime import use_onnxruntime
+        use_onnxruntime(inferencer.model, onnx_path)
 
     num_classes = _head_num_classes(inferencer.model)
     meta = inferencer.model.dataset_meta
@@ -267,7 +286,8 @@ def inference(config: Union[str, Config],
               batch_size: int = 1,
               classes: Optional[Sequence[str]] = None,
               palette: Optional[Union[str, list]] = None,
-              cfg_options: Optional[dict] = None) -> Dict:
+              cfg_options: Optional[dict] = None,
+              backend: str = 'pytorch') -> Dict:
     """Run ``config`` with ``checkpoint`` on images, folders or videos.
 
     Args:
@@ -286,6 +306,8 @@ def inference(config: Union[str, Config],
             mmdet's palette names (``'random'``, ``'coco'``...).
         cfg_options: Config overrides, e.g.
             ``{'model.test_cfg.score_thr': 0.1}``.
+        backend: ``'pytorch'``, or ``'onnxruntime'`` with ``checkpoint``
+            a ``.onnx`` exported from ``config`` (docs/deployment.md).
 
     Returns:
         The content of ``results.json``: ``task``, ``config``,
@@ -305,7 +327,7 @@ def inference(config: Union[str, Config],
         warnings.warn('convmlp_mm.apis.inference: no checkpoint, the '
                       'predictions come from random weights.')
     inferencer, task = build_inferencer(config, checkpoint, device, classes,
-                                        palette, cfg_options)
+                                        palette, cfg_options, backend)
     class_names = list(inferencer.model.dataset_meta['classes'])
     vis_dir = osp.join(out_dir, 'vis')
     pred_dir = osp.join(out_dir, 'pred')
