@@ -1,4 +1,6 @@
-"""The reference formulation the benchmark compares the default against."""
+"""The reference the benchmark measures every speed-up against: ConvMLP as
+the original release (SHI-Labs/Convolutional-MLPs, ``src/utils/modules.py``,
+``src/detection/__init__.py``) computes it."""
 from typing import Sequence
 
 import torch
@@ -6,65 +8,71 @@ import torch.nn as nn
 
 from ..models import ConvMLP
 
+# The benchmark tables' name for it.
+REFERENCE = "reference (the release's formulation)"
 
-class PlainConvMLP(ConvMLP):
-    """ConvMLP as the original release computes it, for comparison only.
+
+class ReleaseConvMLP(ConvMLP):
+    """ConvMLP computed as the original release's modules compute it, for
+    comparison only (not registered: not a backbone to use).
 
     Same modules and parameter names as :class:`ConvMLP` (it loads the same
-    state dict); the forward keeps the tokenizer and conv stage in whatever
-    layout the input has (NCHW normally) and, in the Conv-MLP stages, makes a
-    contiguous NCHW copy before and a contiguous NHWC copy after every
-    depthwise and downsampling conv, as the release's ``permute`` calls
-    followed by contiguous kernels do. Its convolution weights are contiguous
-    NCHW and its channel MLPs are ``nn.Linear`` calls, as in the release.
-    Not registered: not a backbone to use.
+    state dict), in PyTorch's default layouts: contiguous NCHW convolution
+    weights, the tokenizer and conv stage on the input's contiguous NCHW
+    tensor. The Conv-MLP stages work on the ``permute`` view of the conv
+    stage's output: the depthwise and downsampling convolutions get
+    ``permute`` views in and out (no copies), the channel MLPs are
+    ``nn.Linear`` calls on the NHWC tensor, and stages 1 and 3 are emitted as
+    ``permute(...).contiguous()``, the release's only copies.
     """
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        if not (self.conv_stage and self.stages[0].blocks[0].dwconv):
-            raise ValueError('PlainConvMLP reproduces the default ConvMLP '
-                             'only; turn the ablation switches off.')
+        if not (self.conv_stage and self.stages[0].blocks[0].dwconv) or \
+                self.with_cp:
+            raise ValueError('ReleaseConvMLP reproduces the default ConvMLP '
+                             'only; turn the ablation switches and with_cp '
+                             'off.')
         self.to(memory_format=torch.contiguous_format)
 
     def forward(self, x: torch.Tensor) -> tuple:
-        outs = [self.tokenizer(x)]
+        outs = [self.tokenizer.block(x)]
         x = outs[0]
         for block in self.conv_stages.conv_blocks:
-            x = block(x)  # the residual is inside the block
+            # the release's Sequential; our block adds the residual itself
+            x = x + nn.Sequential.forward(block, x)
         x = self.conv_stages.downsample(x)
         outs.append(x)
-        x = x.permute(0, 2, 3, 1).contiguous()
+        x = x.permute(0, 2, 3, 1)
         for i, stage in enumerate(self.stages):
             for blk in stage.blocks:
                 x = x + blk.drop_path(linear_mlp(blk.channel_mlp1,
                                                  blk.norm1(x)))
-                y = blk.connect_norm(x).permute(0, 3, 1, 2).contiguous()
-                x = blk.connect(y).permute(0, 2, 3, 1).contiguous()
+                x = blk.connect(blk.connect_norm(x).permute(0, 3, 1, 2))
+                x = x.permute(0, 2, 3, 1)
                 x = x + blk.drop_path(linear_mlp(blk.channel_mlp2,
                                                  blk.norm2(x)))
             if not isinstance(stage.downsample_mlp, nn.Identity):
-                y = x.permute(0, 3, 1, 2).contiguous()
-                x = stage.downsample_mlp.downsample(y)
-                x = x.permute(0, 2, 3, 1).contiguous()
-            if i == 0 or i == len(self.stages) - 1:
+                conv = stage.downsample_mlp.downsample
+                x = conv(x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
+            if i != 1:
                 outs.append(x.permute(0, 3, 1, 2).contiguous())
-        return tuple(outs[i].contiguous() for i in self.out_indices)
+        return tuple(outs[i] for i in self.out_indices)
 
 
 def linear_mlp(mlp: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """The release's channel MLP: ``nn.Linear`` calls (the BLAS on CPU)."""
+    """The release's channel MLP: ``fc2(act(fc1(x)))`` with ``nn.Linear``."""
     return mlp.fc2(mlp.act(mlp.fc1(x)))
 
 
-def make_plain(model: ConvMLP, **kwargs) -> PlainConvMLP:
-    """A :class:`PlainConvMLP` of the same size holding ``model``'s weights
+def make_reference(model: ConvMLP, **kwargs) -> ReleaseConvMLP:
+    """A :class:`ReleaseConvMLP` of the same size holding ``model``'s weights
     (``kwargs``, e.g. ``drop_path_rate``, go to its constructor)."""
-    plain = PlainConvMLP(arch=model.arch_settings,
+    ref = ReleaseConvMLP(arch=model.arch_settings,
                          in_channels=model.in_channels,
                          out_indices=model.out_indices, **kwargs)
-    plain.load_state_dict(model.state_dict())
-    return plain.to(next(model.parameters()).device)
+    ref.load_state_dict(model.state_dict())
+    return ref.to(next(model.parameters()).device)
 
 
 def max_relative_difference(outs: Sequence[torch.Tensor],

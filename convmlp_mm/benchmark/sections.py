@@ -20,7 +20,7 @@ from .harness import (
     peak_memory_mib,
     train_fn,
 )
-from .reference import make_plain, max_relative_difference
+from .reference import REFERENCE, make_reference, max_relative_difference
 
 # The checkout the package is installed from (``pip install -e``): the
 # whole-model section reads its configs/ from there.
@@ -29,7 +29,8 @@ ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 # Paper Table 3, GMACs at 224x224 (docs/model_zoo.md).
 PAPER_GMACS = {'s': 2.4, 'm': 3.9, 'l': 9.9}
 
-SECTIONS = ('complexity', 'backbones', 'switches', 'scaling', 'models')
+SECTIONS = ('complexity', 'formulation', 'backbones', 'switches', 'scaling',
+            'models')
 
 # Whole models: (name, config, counterpart name, counterpart config, shape).
 MODEL_PAIRS = [
@@ -155,14 +156,11 @@ def run_switches(args, device, settings) -> List[dict]:
         default.eval()
         with torch.no_grad():
             refs = [o.clone() for o in default(x)]
-        plain = make_plain(default)
-        plain_cl = make_plain(default).to(memory_format=torch.channels_last)
-        x_cl = x.contiguous(memory_format=torch.channels_last)
+        plain = make_reference(default)
         with_cp = build_backbone('s', device, with_cp=True)
         with_cp.load_state_dict(default.state_dict())
         variants = [
-            ('plain formulation (NCHW, copies around dwconv)', plain, x, None),
-            ('plain formulation + channels-last', plain_cl, x_cl, None),
+            (REFERENCE, plain, x, None),
             ('default (channels-last inside)', default, x, None),
         ]
         for dtype in amp_dtypes(device):
@@ -219,7 +217,7 @@ def run_switches(args, device, settings) -> List[dict]:
         for row in rows:
             if row['size'] != fmt_shape(shape):
                 continue
-            if row['variant'].startswith('plain formulation ('):
+            if row['variant'] == REFERENCE:
                 row['forward_copies'] = plain_copies
             elif row['variant'].startswith('default ('):
                 row['forward_copies'] = default_copies

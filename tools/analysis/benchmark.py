@@ -6,17 +6,18 @@ Prints Markdown tables and writes the same numbers to JSON:
    ResNet-50 at 224x224 (paper Table 3: 2.40G / 3.95G / 9.90G);
 2. the machine's own matrix-multiply rate (fp32, and bf16 where supported),
    measured in the same run;
-3. backbone inference and training-step throughput, peak memory and achieved
+3. the release's formulation (the reference every speed-up is measured
+   against), the default and bf16 autocast, ConvMLP-S/M/L at 224x224 and
+   512x512, training step and inference, with ratios and output differences;
+4. backbone inference and training-step throughput, peak memory and achieved
    FLOP rate at 224x224, 512x512 and 800x1333, batch 2;
-4. switches on ConvMLP-S: the plain formulation of the original release (NCHW
-   convolutions, NHWC<->NCHW permutes and copies around every depthwise
-   conv), the same with channels-last memory, the default, mixed precision,
-   ``with_cp`` and ``torch.compile``, with the largest output difference
-   from the default fp32 outputs;
-5. how cost grows with pixels (1024x1024 over 512x512);
-6. whole-model training iterations per second of RetinaNet, Mask R-CNN and
+5. switches on ConvMLP-S: the release's formulation, the default, mixed
+   precision, ``with_cp`` and ``torch.compile``, with the largest output
+   difference from the default fp32 outputs;
+6. how cost grows with pixels (1024x1024 over 512x512);
+7. whole-model training iterations per second of RetinaNet, Mask R-CNN and
    Semantic FPN with ConvMLP-S against the same models with ResNet-50;
-7. the performance targets of the project, measured.
+8. the performance targets of the project, measured.
 
 The measuring code lives in :mod:`convmlp_mm.benchmark`: the reference
 formulation (``reference``), timing and memory (``harness``), the sections
@@ -27,6 +28,7 @@ Examples::
 
     python tools/analysis/benchmark.py           # everything (CPU: an hour)
     python tools/analysis/benchmark.py --quick          # the test suite's run
+    python tools/analysis/benchmark.py --sections formulation  # S/M/L table
     python tools/analysis/benchmark.py --archs s --sizes 224 512 --no-models
     python tools/analysis/benchmark.py --device cuda --json work_dirs/gpu.json
 """
@@ -38,6 +40,10 @@ import os.path as osp
 
 import torch
 
+from convmlp_mm.benchmark.formulation import (
+    formulation_targets,
+    run_formulation,
+)
 from convmlp_mm.benchmark.harness import (
     Settings,
     environment,
@@ -78,6 +84,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--sizes', nargs='+', type=parse_shape,
                         help='backbone input sizes, N or HxW')
     parser.add_argument('--switch-sizes', nargs='+', type=parse_shape)
+    parser.add_argument('--formulation-sizes', nargs='+', type=parse_shape,
+                        help='sizes of the reference/default/bf16 table '
+                        '(default: 224 512)')
     parser.add_argument('--scaling-sizes', nargs=2, type=parse_shape)
     parser.add_argument('--model-shape', type=parse_shape,
                         help='input of the whole-model runs (default: '
@@ -108,6 +117,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     args.sizes = args.sizes or (
         [(128, 128)] if quick else [(224, 224), (512, 512), (800, 1333)])
     args.switch_sizes = args.switch_sizes or (
+        [(128, 128)] if quick else [(224, 224), (512, 512)])
+    args.formulation_sizes = args.formulation_sizes or (
         [(128, 128)] if quick else [(224, 224), (512, 512)])
     args.scaling_sizes = args.scaling_sizes or (
         [(64, 64), (128, 128)] if quick else [(512, 512), (1024, 1024)])
@@ -165,6 +176,8 @@ def _run(args: argparse.Namespace, device: torch.device) -> dict:
     wanted = set(args.sections)
     result['complexity'] = run_complexity(args, device) \
         if 'complexity' in wanted else []
+    result['formulation'] = run_formulation(args, device, settings) \
+        if 'formulation' in wanted else []
     result['backbones'] = run_backbones(
         args, device, settings, result['matmul']) \
         if 'backbones' in wanted else []
@@ -174,7 +187,8 @@ def _run(args: argparse.Namespace, device: torch.device) -> dict:
         if 'scaling' in wanted else []
     result['models'] = run_models(args, device, settings) \
         if args.models else []
-    result['targets'] = targets(result['switches'], result['scaling'])
+    result['targets'] = formulation_targets(result['formulation']) + \
+        targets(result['switches'], result['scaling'])
     result['environment']['load_average_after'] = list(os.getloadavg())
 
     text = report(result)
