@@ -2,11 +2,18 @@
 can name: hooks, optimizer wrappers and model wrappers. Importing this
 package registers them in mmengine's registries, which mmdet's and mmseg's
 fall back to."""
-from .hooks import AtomicCheckpointHook, NonFiniteLossError, NonFiniteLossHook
+from .hooks import (
+    AtomicCheckpointHook,
+    NonFiniteLossError,
+    NonFiniteLossHook,
+    NonFiniteMetricError,
+    NonFiniteMetricHook,
+)
 from .model_wrappers import CPUDistributedDataParallel
 from .optimizers import CPUAmpOptimWrapper
 
 __all__ = [
     'AtomicCheckpointHook', 'CPUAmpOptimWrapper', 'CPUDistributedDataParallel',
-    'NonFiniteLossError', 'NonFiniteLossHook'
+    'NonFiniteLossError', 'NonFiniteLossHook', 'NonFiniteMetricError',
+    'NonFiniteMetricHook'
 ]

@@ -69,6 +69,15 @@ def setup_cpu_distributed(cfg: Config, launcher: str) -> bool:
     return True
 
 
+def add_metric_check(cfg: Config) -> None:
+    """Add :class:`~convmlp_mm.engine.hooks.NonFiniteMetricHook`: a run never
+    ends with exit status 0 and a NaN metric."""
+    hooks = list(cfg.get('custom_hooks') or [])
+    if not any(isinstance(h, dict) and h.get('type') == 'NonFiniteMetricHook'
+               for h in hooks):
+        cfg.custom_hooks = hooks + [dict(type='NonFiniteMetricHook')]
+
+
 def build_runner(cfg: Config) -> Runner:
     """``Runner.from_cfg``, or the registered ``runner_type``, as
     upstream. Freed CPU memory is kept for the next step first (see
@@ -77,6 +86,7 @@ def build_runner(cfg: Config) -> Runner:
         print_log(f'glibc malloc keeps freed memory for reuse (convmlp_mm.'
                   f'allocator; {ALLOCATOR_SWITCH}=0 turns this off)',
                   logger='current')
+    add_metric_check(cfg)
     if 'runner_type' in cfg:
         return RUNNERS.build(cfg)
     return Runner.from_cfg(cfg)

@@ -17,6 +17,7 @@ from .data_checks import (
     check_data_paths,
     set_data_root,
 )
+from .dataset_checks import check_dataset_contents
 from .run_options import (
     apply_class_options,
     enable_show,
@@ -40,6 +41,7 @@ def prepare_train_config(args) -> Config:
         set_data_root(cfg, args.data_root)
     check_data_paths(cfg, 'train', args.data_root)
     check_annotation_files(cfg, 'train')
+    check_dataset_contents(cfg, 'train')
     apply_class_options(cfg, args, 'train')
     if getattr(args, 'backbone_checkpoint', None):
         set_backbone_checkpoint(cfg, args.backbone_checkpoint)
@@ -68,6 +70,7 @@ def prepare_test_config(args) -> Config:
         set_data_root(cfg, args.data_root)
     check_data_paths(cfg, 'test', args.data_root)
     check_annotation_files(cfg, 'test')
+    check_dataset_contents(cfg, 'test')
     apply_class_options(cfg, args, 'test')
     set_work_dir(cfg, args.config, args.work_dir)
     cfg.load_from = args.checkpoint

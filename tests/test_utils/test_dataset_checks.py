@@ -1,0 +1,238 @@
+"""Bad dataset content, through tools/train.py --preflight (nothing is
+built): each case ends with one error line naming the file, the image or
+annotation id and what is wrong; boxes mmdet drops on purpose are counted.
+A NaN metric from mmseg's real IoUMetric stops the run."""
+import json
+import math
+import os
+import os.path as osp
+import shutil
+import uuid
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from mmengine.evaluator import Evaluator
+from mmengine.model import BaseModel
+from mmengine.runner import Runner
+from mmengine.structures import PixelData
+from mmseg.evaluation import IoUMetric
+from mmseg.structures import SegDataSample
+
+from convmlp_mm.datasets import make_ade20k_dataset, make_coco_dataset
+from convmlp_mm.engine import NonFiniteMetricError
+from convmlp_mm.utils.dataset_checks import check_coco_content
+
+from helpers import load_tool
+from tools_run import CLASSES, RETINANET, SEMFPN, detection_options
+
+SEG_OPTIONS = ['model.backbone.init_cfg=None']
+
+
+@pytest.fixture(scope='module')
+def coco_source(tmp_path_factory):
+    return make_coco_dataset(
+        str(tmp_path_factory.mktemp('src') / 'coco'), num_train=3,
+        num_val=2, image_size=(64, 48), classes=CLASSES)
+
+
+@pytest.fixture(scope='module')
+def ade_source(tmp_path_factory):
+    return make_ade20k_dataset(
+        str(tmp_path_factory.mktemp('src') / 'ade'), num_train=3,
+        num_val=2, image_size=(64, 64))
+
+
+@pytest.fixture
+def coco(coco_source, tmp_path):
+    root = str(tmp_path / 'coco')
+    shutil.copytree(coco_source, root)
+    return root
+
+
+@pytest.fixture
+def ade(ade_source, tmp_path):
+    root = str(tmp_path / 'ade')
+    shutil.copytree(ade_source, root)
+    return root
+
+
+def preflight(config, data_root, options):
+    """tools/train.py --preflight; the error line, or '' when it passes."""
+    tool = load_tool('tools/train.py')
+    argv = [config, '--data-root', data_root, '--preflight',
+            '--cfg-options', *options]
+    try:
+        tool.main(argv)
+    except SystemExit as exc:
+        assert exc.code not in (0, None)
+        message = str(exc.code)
+        assert message.startswith('error: ') and '\n' not in message
+        return message
+    return ''
+
+
+def edit_train_json(root, change):
+    path = osp.join(root, 'annotations', 'instances_train2017.json')
+    with open(path) as f:
+        data = json.load(f)
+    change(data)
+    with open(path, 'w') as f:
+        json.dump(data, f)
+    return path
+
+
+def coco_error(root, change=None):
+    path = edit_train_json(root, change) if change else None
+    return path, preflight(RETINANET, root, detection_options(RETINANET))
+
+
+def test_intact_data_passes(coco, ade):
+    assert coco_error(coco)[1] == ''
+    assert preflight(SEMFPN, ade, SEG_OPTIONS) == ''
+
+
+def test_truncated_jpeg_names_the_file_and_image_id(coco):
+    image = osp.join(coco, 'train2017', '000000000002.jpg')
+    with open(image, 'rb') as f:
+        data = f.read()
+    with open(image, 'wb') as f:
+        f.write(data[:len(data) // 2])
+    message = coco_error(coco)[1]
+    assert 'image id 2' in message and image in message
+    assert 'not a complete JPEG' in message
+
+
+def test_missing_image_file(coco):
+    image = osp.join(coco, 'train2017', '000000000003.jpg')
+    os.remove(image)
+    message = coco_error(coco)[1]
+    assert 'image id 3' in message and f'{image} does not exist' in message
+
+
+def set_first(key, value):
+    def change(data):
+        data['annotations'][0][key] = value
+    return change
+
+
+@pytest.mark.parametrize('change,expected', [
+    (set_first('bbox', [1, 1, -5, 4]), 'negative width or height'),
+    (set_first('category_id', 99), 'category_id 99, which is not in'),
+    (set_first('bbox', ['1', '2', '3', '4']), 'must be a finite number'),
+    (set_first('bbox', [1, 2, math.nan, 4]), 'must be a finite number'),
+    (set_first('area', math.nan), 'area nan, not a finite number'),
+    (lambda d: d['annotations'][0].pop('area'), 'has no "area"'),
+    (set_first('image_id', 77), 'points to an image id that is not in'),
+], ids=['negative width', 'unknown category', 'string box', 'NaN box',
+        'NaN area', 'no area', 'missing image'])
+def test_bad_annotation_names_file_and_annotation_id(coco, change, expected):
+    path, message = coco_error(coco, change)
+    assert message.startswith(f'error: {path}: annotation id 1 (image id')
+    assert expected in message
+
+
+def test_repeated_image_id(coco):
+    def repeat(data):
+        data['images'][1]['id'] = data['images'][0]['id']
+    path, message = coco_error(coco, repeat)
+    assert f'{path}: image id 1 appears 2 times' in message
+
+
+def test_empty_box_is_counted_not_silent(coco):
+    def flatten(data):
+        data['annotations'][0]['bbox'][3] = 0
+    path = edit_train_json(coco, flatten)
+    # mmdet's CocoDataset drops boxes under one pixel: allowed, counted.
+    assert check_coco_content(path)['dropped'] == 1
+    assert coco_error(coco)[1] == ''
+
+
+def write_mask(root, split, index, mask):
+    path = osp.join(root, 'annotations', split,
+                    f'ADE_{"train" if split == "training" else "val"}_'
+                    f'{index:08d}.png')
+    cv2.imwrite(path, mask)
+    return path
+
+
+def test_mask_label_outside_the_classes(ade):
+    mask = np.zeros((64, 64), np.uint8)
+    mask[:8, :8] = 200  # ADE20K has 150 classes: labels 1..150
+    path = write_mask(ade, 'training', 2, mask)
+    message = preflight(SEMFPN, ade, SEG_OPTIONS)
+    assert f'mask {path} holds label(s) 200 outside the 150 classes' in \
+        message
+
+
+def test_mask_of_another_size_than_its_image(ade):
+    path = write_mask(ade, 'training', 1, np.ones((32, 64), np.uint8))
+    message = preflight(SEMFPN, ade, SEG_OPTIONS)
+    assert f'mask {path} is 64x32 but its image' in message
+    assert 'is 64x64' in message
+
+
+def test_validation_masks_with_nothing_to_score(ade):
+    for index in (1, 2):  # 0 is "other": ignored with reduce_zero_label
+        write_mask(ade, 'validation', index, np.zeros((64, 64), np.uint8))
+    message = preflight(SEMFPN, ade, SEG_OPTIONS)
+    assert 'val_dataloader.dataset' in message
+    assert 'is all ignore index (255)' in message and 'NaN' in message
+
+
+def test_png_images_among_jpg(ade):
+    jpg = osp.join(ade, 'images', 'training', 'ADE_train_00000003.jpg')
+    png = jpg[:-4] + '.png'
+    cv2.imwrite(png, cv2.imread(jpg))
+    os.remove(jpg)
+    message = preflight(SEMFPN, ade, SEG_OPTIONS)
+    assert 'ADE_train_00000003.png' in message
+    assert 'do not end in img_suffix ".jpg"' in message
+
+
+class AllIgnoredSegmentor(BaseModel):
+    """Predicts class 0 everywhere for ground truth that is all ignore
+    index: what validation masks with only out-of-range labels give."""
+
+    def __init__(self):
+        super().__init__()
+        self.weight = torch.nn.Parameter(torch.zeros(1))
+
+    def forward(self, inputs, data_samples=None, mode='tensor'):
+        samples = []
+        for _ in range(len(inputs)):
+            sample = SegDataSample()
+            sample.pred_sem_seg = PixelData(
+                data=torch.zeros(1, 4, 4, dtype=torch.long))
+            sample.gt_sem_seg = PixelData(
+                data=torch.full((1, 4, 4), 255, dtype=torch.long))
+            samples.append(sample)
+        return samples
+
+
+class TwoClassDataset(torch.utils.data.Dataset):
+    metainfo = dict(classes=('a', 'b'))
+
+    def __len__(self):
+        return 2
+
+    def __getitem__(self, index):
+        return dict(inputs=torch.zeros(1))
+
+
+def test_nan_metric_stops_the_run(tmp_path):
+    runner = Runner(
+        model=AllIgnoredSegmentor(),
+        work_dir=str(tmp_path),
+        experiment_name=f'nan_metric_{uuid.uuid4().hex[:8]}',
+        val_dataloader=dict(
+            dataset=TwoClassDataset(),
+            sampler=dict(type='DefaultSampler', shuffle=False),
+            batch_size=1, num_workers=0,
+            collate_fn=dict(type='default_collate')),
+        val_cfg=dict(),
+        val_evaluator=Evaluator([IoUMetric(iou_metrics=['mIoU'])]),
+        custom_hooks=[dict(type='NonFiniteMetricHook')])
+    with pytest.raises(NonFiniteMetricError, match=r'aAcc=nan'):
+        runner.val()
