@@ -14,7 +14,12 @@ from mmengine.config import Config
 from mmengine.logging import print_log
 
 from .config import ConfigError, task_of
-from .data_checks import FULL_CHECK_MAX_BYTES, leaf_datasets, loaders_for
+from .data_checks import (
+    FULL_CHECK_MAX_BYTES,
+    check_coco_json,
+    leaf_datasets,
+    loaders_for,
+)
 
 __all__ = [
     'CLASS_LIST_FILE', 'check_classes', 'dataset_classes', 'head_classes',
@@ -114,6 +119,7 @@ def read_classes(cfg: Config, mode: str = 'train') -> Tuple[str, ...]:
                 f'--classes auto reads the categories of {loader_name}\'s '
                 f'COCO annotation file, and {path} is not a file; pass '
                 '--data-root DIR or set the dataset\'s ann_file.')
+        check_coco_json(path)  # a broken file: its own clear error
         names = _coco_category_names(path)
         source = path
     else:

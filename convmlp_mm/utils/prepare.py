@@ -3,6 +3,7 @@
 work dir, all before anything is built."""
 from mmengine.config import Config
 
+from .classes import check_classes
 from .config import (
     add_test_outputs,
     check_task,
@@ -40,9 +41,10 @@ def prepare_train_config(args) -> Config:
     if args.data_root:
         set_data_root(cfg, args.data_root)
     check_data_paths(cfg, 'train', args.data_root)
+    apply_class_options(cfg, args, 'train')
     check_annotation_files(cfg, 'train')
     check_dataset_contents(cfg, 'train')
-    apply_class_options(cfg, args, 'train')
+    check_classes(cfg, 'train')
     if getattr(args, 'backbone_checkpoint', None):
         set_backbone_checkpoint(cfg, args.backbone_checkpoint)
     if getattr(args, 'tensorboard', False):
@@ -69,9 +71,10 @@ def prepare_test_config(args) -> Config:
     if args.data_root:
         set_data_root(cfg, args.data_root)
     check_data_paths(cfg, 'test', args.data_root)
+    apply_class_options(cfg, args, 'test')
     check_annotation_files(cfg, 'test')
     check_dataset_contents(cfg, 'test')
-    apply_class_options(cfg, args, 'test')
+    check_classes(cfg, 'test')
     set_work_dir(cfg, args.config, args.work_dir)
     cfg.load_from = args.checkpoint
     add_test_outputs(cfg, out=args.out, show_dir=args.show_dir)

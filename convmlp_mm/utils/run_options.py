@@ -7,7 +7,7 @@ import os.path as osp
 
 from mmengine.config import Config, ConfigDict
 
-from .classes import check_classes, read_classes, set_classes
+from .classes import read_classes, set_classes
 from .config import ConfigError, task_of
 
 __all__ = [
@@ -71,8 +71,9 @@ def add_test_view_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def apply_class_options(cfg: Config, args, mode: str) -> None:
-    """``--classes`` and ``--classes-subset-ok``, then the class checks
-    (which run with or without the flags)."""
+    """``--classes`` and ``--classes-subset-ok``: before the annotation
+    checks, which then see the classes the run trains. The class checks
+    (:func:`check_classes`) run afterwards, with or without the flags."""
     if getattr(args, 'classes_subset_ok', False):
         cfg.classes_subset_ok = True
     option = getattr(args, 'classes', None)
@@ -82,7 +83,6 @@ def apply_class_options(cfg: Config, args, mode: str) -> None:
         else:
             classes = tuple(c.strip() for c in option.split(',') if c.strip())
         set_classes(cfg, classes)
-    check_classes(cfg, mode)
 
 
 def set_backbone_checkpoint(cfg: Config, path: str) -> None:
