@@ -69,6 +69,13 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
     print(f'{count} {"frame/image" if count == 1 else "frames/images"}: '
           f'drawn predictions in {osp.join(args.out_dir, "vis")}, results in '
           f'{summary["json"]}')
+    failures = summary.get('failures') or []
+    if failures:
+        # The others are written; the exit status still says not all were.
+        raise SystemExit(
+            f'error: {len(failures)} input(s) skipped, listed under '
+            f'"failures" in {summary["json"]}; first: '
+            f'{failures[0]["error"]}')
     return summary
 
 

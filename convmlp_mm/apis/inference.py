@@ -36,40 +36,15 @@ import numpy as np
 from mmengine.config import Config
 
 from ..utils.config import task_of
-from ..utils.misc import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, list_images
+from ..utils.misc import VIDEO_EXTENSIONS
 from ..utils.model_loading import strict_inferencer
-
-
-class InferenceInputError(ValueError):
-    """An input path that is neither an image, a folder of images nor a
-    video."""
-
-
-def collect_inputs(inputs: Union[str, Sequence[str]]) -> List[str]:
-    """Expand image files, folders (their images, sorted, not recursive) and
-    video files into a flat list of paths."""
-    paths = [inputs] if isinstance(inputs, str) else list(inputs)
-    if not paths:
-        raise InferenceInputError('No inputs given: pass an image, a folder '
-                                  'of images or a video.')
-    found = []
-    for path in paths:
-        if osp.isdir(path):
-            images = list_images(path)
-            if not images:
-                raise InferenceInputError(
-                    f'No images ({", ".join(IMAGE_EXTENSIONS)}) in the '
-                    f'folder {path}.')
-            found.extend(images)
-        elif not osp.isfile(path):
-            raise InferenceInputError(f'Input not found: {path}')
-        elif path.lower().endswith(IMAGE_EXTENSIONS + VIDEO_EXTENSIONS):
-            found.append(path)
-        else:
-            raise InferenceInputError(
-                f'{path} is neither an image ({", ".join(IMAGE_EXTENSIONS)}) '
-                f'nor a video ({", ".join(VIDEO_EXTENSIONS)}).')
-    return found
+from .inputs import (
+    InferenceInputError,
+    check_regular_file,
+    collect_inputs,
+    read_image,
+    unique_name,
+)
 
 
 def _head_num_classes(model) -> Optional[int]:
@@ -207,7 +182,11 @@ def _is_video(path: str) -> bool:
 
 
 def _video_frames(path: str) -> Tuple[mmcv.VideoReader, Iterator]:
-    reader = mmcv.VideoReader(path)
+    try:
+        reader = mmcv.VideoReader(path)
+    except AssertionError:  # mmcv asserts the capture opened
+        raise InferenceInputError(
+            f'{path} does not open as a video.') from None
     if reader.frame_cnt == 0 and reader.width == 0:
         raise InferenceInputError(f'Cannot read frames from the video {path}.')
     return reader, iter(reader)
@@ -318,7 +297,11 @@ def inference(config: Union[str, Config],
         (x1, y1, x2, y2 in input pixels), ``masks`` (Mask R-CNN, COCO RLE),
         ``num_drawn``. Segmentation: ``pred`` (label-map PNG path) and
         ``predictions`` with ``height``, ``width`` and ``classes_present``
-        (label, name, pixels, fraction).
+        (label, name, pixels, fraction). ``failures``: the inputs that
+        could not be read (special files, truncated or undecodable images,
+        unreadable videos), each with ``input`` and ``error``; the others
+        are still processed. Outputs are named after the input's file name,
+        with ``_1``, ``_2``... when two inputs share one.
     """
     if batch_size < 1:
         raise ValueError(f'batch_size must be at least 1, got {batch_size}.')
@@ -354,20 +337,31 @@ def inference(config: Union[str, Config],
         return entry
 
     def run_images(chunk: List[str]) -> None:
+        pixels = {}
+        for path in chunk:
+            try:
+                pixels[path] = read_image(path)
+            except InferenceInputError as exc:
+                failures.append(dict(input=path, error=str(exc)))
+        chunk = [p for p in chunk if p in pixels]
+        if not chunk:
+            return
         samples = _predict(inferencer, task, chunk, batch_size)
         for path, sample in zip(chunk, samples):
-            picture = _draw(inferencer, task,
-                            mmcv.imread(path, channel_order='rgb'), sample,
+            picture = _draw(inferencer, task, pixels.pop(path), sample,
                             score_thr)
-            vis = osp.join(vis_dir, osp.basename(path))
+            name = osp.basename(path)
+            # Two inputs of one name (other folders, or x.jpg and x.png)
+            # get their own outputs.
+            stem = unique_name(osp.splitext(name)[0], used_stems)
+            vis = osp.join(vis_dir, stem + osp.splitext(name)[1])
             mmcv.imwrite(mmcv.rgb2bgr(picture), vis)
-            results.append(
-                record(sample, path, osp.splitext(osp.basename(path))[0],
-                       vis))
+            results.append(record(sample, path, stem, vis))
 
     def run_video(path: str) -> None:
+        check_regular_file(path)  # a FIFO named x.mp4 would block
         reader, frames = _video_frames(path)
-        stem = osp.splitext(osp.basename(path))[0]
+        stem = unique_name(osp.splitext(osp.basename(path))[0], used_stems)
         vis = osp.join(vis_dir, stem + '.mp4')
         writer = None
         index = 0
@@ -394,11 +388,16 @@ def inference(config: Union[str, Config],
             raise InferenceInputError(f'The video {path} has no frames.')
 
     results: List[dict] = []
+    failures: List[dict] = []  # inputs reported and skipped
+    used_stems: set = set()
     # In the order given; consecutive images share batches.
     for is_video, group in itertools.groupby(paths, key=_is_video):
         if is_video:
             for path in group:
-                run_video(path)
+                try:
+                    run_video(path)
+                except InferenceInputError as exc:
+                    failures.append(dict(input=path, error=str(exc)))
         else:
             for chunk in _chunks(group, batch_size):
                 run_images(chunk)
@@ -410,6 +409,7 @@ def inference(config: Union[str, Config],
         classes=class_names,
         score_thr=score_thr if task == 'detection' else None,
         json=osp.join(out_dir, 'results.json'),
-        results=results)
+        results=results,
+        failures=failures)
     mmengine.dump(summary, summary['json'], indent=2)
     return summary

@@ -1,0 +1,124 @@
+"""tools/inference.py on a mix of good and bad inputs: each bad one is
+reported and skipped (results.json "failures"), the good ones are written
+under names that never overwrite each other, special files are refused
+without being opened, and the run ends with one error line."""
+import json
+import os
+import os.path as osp
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from mmengine.config import Config
+from mmengine.registry import DefaultScope
+
+from convmlp_mm.apis.inputs import (
+    InferenceInputError,
+    check_regular_file,
+    unique_name,
+)
+
+from helpers import REPO
+
+RETINANET = osp.join(REPO,
+                     'configs/detection/retinanet_convmlp_s_fpn_1x_coco.py')
+CLASSES = ('circle', 'square', 'triangle')
+
+
+@pytest.fixture(scope='module')
+def model_files(tmp_path_factory):
+    """A 3-class RetinaNet-ConvMLP-S config at 128x96 and a checkpoint of
+    its untrained weights, as tools/train.py leaves one."""
+    from mmdet.registry import MODELS
+    folder = tmp_path_factory.mktemp('model')
+    cfg = Config.fromfile(RETINANET)
+    for step in cfg.test_dataloader.dataset.pipeline:
+        if step.type == 'Resize':
+            step.scale = (128, 96)
+    cfg.model.bbox_head.num_classes = len(CLASSES)
+    cfg.model.backbone.init_cfg = None
+    config = str(folder / 'retinanet_shapes.py')
+    cfg.dump(config)
+    with DefaultScope.overwrite_default_scope('mmdet'):
+        torch.manual_seed(0)
+        model = MODELS.build(cfg.model)
+    checkpoint = str(folder / 'epoch_1.pth')
+    torch.save(dict(meta=dict(dataset_meta=dict(classes=CLASSES)),
+                    state_dict=model.state_dict()), checkpoint)
+    return config, checkpoint
+
+
+def write_image(path, seed):
+    image = np.random.RandomState(seed).randint(0, 255, (48, 64, 3),
+                                                np.uint8)
+    assert cv2.imwrite(str(path), image)
+    return str(path)
+
+
+def test_unique_names_follow_the_order_of_the_inputs():
+    used = set()
+    assert [unique_name(s, used) for s in ('x', 'x', 'X', 'x_1', 'y')] == \
+        ['x', 'x_1', 'X_2', 'x_1_1', 'y']
+
+
+def test_special_files_are_refused_without_opening(tmp_path):
+    fifo = str(tmp_path / 'pipe.jpg')
+    os.mkfifo(fifo)  # opening it for reading would block forever
+    with pytest.raises(InferenceInputError, match='is a FIFO'):
+        check_regular_file(fifo)
+    with pytest.raises(InferenceInputError, match='is a device'):
+        check_regular_file('/dev/zero')  # endless
+
+
+def test_bad_inputs_are_skipped_and_listed(tmp_path, model_files):
+    config, checkpoint = model_files
+    first, second = tmp_path / 'a', tmp_path / 'b'
+    first.mkdir()
+    second.mkdir()
+    good = [write_image(first / 'x.jpg', 1), write_image(second / 'x.jpg', 2),
+            write_image(second / 'x.png', 3)]
+    truncated = write_image(first / 'cut.jpg', 4)
+    with open(truncated, 'rb') as f:
+        data = f.read()
+    with open(truncated, 'wb') as f:
+        f.write(data[:len(data) // 2])
+    not_image = str(first / 'notes.jpg')
+    with open(not_image, 'w') as f:
+        f.write('not an image')
+    fifo = str(first / 'pipe.jpg')
+    os.mkfifo(fifo)
+    endless = str(first / 'zero.jpg')
+    os.symlink('/dev/zero', endless)
+    not_video = str(tmp_path / 'clip.mp4')
+    with open(not_video, 'w') as f:
+        f.write('not a video')
+    out_dir = str(tmp_path / 'out')
+    proc = subprocess.run(
+        [sys.executable, osp.join(REPO, 'tools', 'inference.py'), config,
+         checkpoint, str(first), str(second), not_video, '--out-dir',
+         out_dir, '--device', 'cpu'],
+        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        timeout=300)
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith('error: 5 input(s) skipped, listed under '
+                           f'"failures" in {out_dir}/results.json')
+    assert 'Traceback' not in proc.stderr
+    with open(osp.join(out_dir, 'results.json')) as f:
+        summary = json.load(f)
+    failed = {e['input']: e['error'] for e in summary['failures']}
+    assert set(failed) == {truncated, not_image, fifo, endless, not_video}
+    assert 'not a complete JPEG' in failed[truncated]
+    assert 'not a complete JPEG' in failed[not_image]
+    assert 'is a FIFO' in failed[fifo]
+    assert 'is a device' in failed[endless]
+    assert 'has no frames' in failed[not_video]
+    assert [e['input'] for e in summary['results']] == good
+    # One output each: the same file name in two folders, and x.jpg next
+    # to x.png, never overwrite each other.
+    assert [osp.basename(e['vis']) for e in summary['results']] == \
+        ['x.jpg', 'x_1.jpg', 'x_2.png']
+    assert all(osp.isfile(e['vis']) for e in summary['results'])
