@@ -11,9 +11,10 @@ from .hooks import (
 )
 from .model_wrappers import CPUDistributedDataParallel
 from .optimizers import CPUAmpOptimWrapper
+from .runner import ConvMLPRunner
 
 __all__ = [
     'AtomicCheckpointHook', 'CPUAmpOptimWrapper', 'CPUDistributedDataParallel',
-    'NonFiniteLossError', 'NonFiniteLossHook', 'NonFiniteMetricError',
-    'NonFiniteMetricHook'
+    'ConvMLPRunner', 'NonFiniteLossError', 'NonFiniteLossHook',
+    'NonFiniteMetricError', 'NonFiniteMetricHook'
 ]

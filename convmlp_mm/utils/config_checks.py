@@ -31,7 +31,9 @@ RUNNER_KEYS = frozenset({
     'resume', 'launcher', 'env_cfg', 'log_processor', 'log_level',
     'visualizer', 'default_scope', 'randomness', 'experiment_name',
     'runner_type', 'model_wrapper_cfg', 'find_unused_parameters',
-    'custom_imports', 'compile', 'strategy', 'cfg'})
+    'custom_imports', 'compile', 'strategy', 'cfg',
+    # ConvMLPRunner's opt-in (convmlp_mm/utils/model_loading.py)
+    'load_from_skip_mismatched_heads'})
 #: Variables the mmdet/mmseg base configs and ours define for reuse.
 CONFIG_VARIABLES = frozenset({
     'data_root', 'dataset_type', 'backend_args', 'train_pipeline',

@@ -1,11 +1,76 @@
 """Crash-safe file writes: a reader (or a resumed run) sees the old file or
-the new one, never half of one."""
+the new one, never half of one.
+
+Room: the new file is written beside the old one under a ``.partial`` name
+and renamed over it only when complete, so for a moment both exist: writing
+a file of N bytes needs N bytes free even when it replaces one of N bytes.
+A write that finds the disk full (``ENOSPC``, ``EDQUOT``) or the file too
+large (``EFBIG``) removes its ``.partial`` and raises :class:`DiskFullError`
+naming the file, the bytes needed and the bytes free; the old file is kept.
+"""
+import errno
 import os
 import os.path as osp
+import shutil
+from typing import Optional
 
 import torch
 
 PARTIAL_SUFFIX = '.partial'
+NO_ROOM = {errno.ENOSPC: 'the disk is full',
+           errno.EDQUOT: 'the disk quota is used up',
+           errno.EFBIG: 'the file is larger than this file system or the '
+           'process\'s file-size limit (ulimit -f) allows'}
+
+
+class DiskFullError(RuntimeError):
+    """A file could not be written for lack of room; nothing was lost."""
+
+
+def tensor_bytes(obj) -> int:
+    """Bytes of the tensors and arrays in ``obj`` (nested dicts, lists,
+    tuples): about what ``torch.save`` writes for a checkpoint."""
+    if isinstance(obj, torch.Tensor):
+        return obj.numel() * obj.element_size()
+    if hasattr(obj, 'nbytes') and hasattr(obj, 'dtype'):  # numpy
+        return int(obj.nbytes)
+    if isinstance(obj, dict):
+        return sum(tensor_bytes(v) for v in obj.values())
+    if isinstance(obj, (list, tuple)):
+        return sum(tensor_bytes(v) for v in obj)
+    return 0
+
+
+def _size(n: int) -> str:
+    for unit in ('bytes', 'KiB', 'MiB', 'GiB'):
+        if n < 1024 or unit == 'GiB':
+            return f'{n} {unit}' if unit == 'bytes' else f'{n:.1f} {unit}'
+        n /= 1024
+    return f'{n} bytes'
+
+
+def write_failure(exc: OSError, path: str, needed: int,
+                  previous: Optional[str] = None) -> Exception:
+    """After a failed write of ``path``: remove its ``.partial`` and return
+    the error to raise, a :class:`DiskFullError` when there was no room
+    (``exc`` itself otherwise). ``previous`` names the file kept."""
+    partial = path + PARTIAL_SUFFIX
+    if osp.exists(partial):
+        os.remove(partial)
+    if exc.errno not in NO_ROOM:
+        return exc
+    folder = osp.dirname(osp.abspath(path))
+    free = shutil.disk_usage(folder).free
+    kept = (f' The previous checkpoint {previous} is kept.'
+            if previous and osp.isfile(previous) else ' No file was changed.')
+    return DiskFullError(
+        f'Could not write {path}: {NO_ROOM[exc.errno]} ({exc.strerror}). It '
+        f'needs about {_size(needed)} ({needed} bytes) in {folder}, which '
+        f'has {_size(free)} ({free} bytes) free; the unfinished '
+        f'{osp.basename(partial)} was removed.{kept} Free at least '
+        f'{_size(needed)} there (the crash-safe write keeps the old file '
+        'until the new one is complete, so both must fit at once), then run '
+        'the same command with --resume.')
 
 
 def replace_atomically(src: str, dst: str) -> None:
@@ -32,14 +97,26 @@ def partial_path(path: str) -> str:
 def write_text_atomically(path: str, text: str) -> None:
     """Write ``text`` to ``path`` through a temporary file and a rename."""
     partial = partial_path(path)
-    with open(partial, 'w') as f:
-        f.write(text)
-    replace_atomically(partial, path)
+    try:
+        with open(partial, 'w') as f:
+            f.write(text)
+        replace_atomically(partial, path)
+    except OSError as exc:
+        error = write_failure(exc, path, len(text.encode()))
+        if error is exc:
+            raise
+        raise error from exc
 
 
 def save_checkpoint_atomically(obj, path: str) -> None:
     """``torch.save`` to a temporary file renamed into place, so an
     interrupted write never leaves a half-written file under ``path``."""
     partial = partial_path(path)
-    torch.save(obj, partial)
-    replace_atomically(partial, path)
+    try:
+        torch.save(obj, partial)
+        replace_atomically(partial, path)
+    except OSError as exc:
+        error = write_failure(exc, path, tensor_bytes(obj))
+        if error is exc:
+            raise
+        raise error from exc

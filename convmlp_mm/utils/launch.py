@@ -79,14 +79,15 @@ def add_metric_check(cfg: Config) -> None:
 
 
 def build_runner(cfg: Config) -> Runner:
-    """``Runner.from_cfg``, or the registered ``runner_type``, as
-    upstream. Freed CPU memory is kept for the next step first (see
-    :mod:`convmlp_mm.allocator`)."""
+    """The registered ``runner_type``, as upstream; ``ConvMLPRunner``
+    (strict loading, work-dir lock) when the config names none, recorded in
+    the config so the dumped one runs the same way. Freed CPU memory is
+    kept for the next step first (see :mod:`convmlp_mm.allocator`)."""
     if keep_freed_cpu_memory():
         print_log(f'glibc malloc keeps freed memory for reuse (convmlp_mm.'
                   f'allocator; {ALLOCATOR_SWITCH}=0 turns this off)',
                   logger='current')
     add_metric_check(cfg)
-    if 'runner_type' in cfg:
-        return RUNNERS.build(cfg)
-    return Runner.from_cfg(cfg)
+    if 'runner_type' not in cfg:
+        cfg.runner_type = 'ConvMLPRunner'
+    return RUNNERS.build(cfg)

@@ -23,8 +23,21 @@ from mmengine.registry import HOOKS
 from ...utils.fileio import (
     PARTIAL_SUFFIX,
     replace_atomically,
+    tensor_bytes,
+    write_failure,
     write_text_atomically,
 )
+
+
+def _checkpoint_bytes(runner, previous) -> int:
+    """What the checkpoint being written needs: the previous one's size
+    (same model, same optimizer), else the bytes of its tensors."""
+    if previous and osp.isfile(previous):
+        return osp.getsize(previous)
+    state = [runner.model.state_dict()]
+    if hasattr(runner.optim_wrapper, 'state_dict'):
+        state.append(runner.optim_wrapper.state_dict())
+    return tensor_bytes(state)
 
 
 @HOOKS.register_module()
@@ -67,22 +80,32 @@ class AtomicCheckpointHook(CheckpointHook):
                                            list(self.keep_ckpt_ids))
 
         ckpt_filename = self.filename_tmpl.format(step)
+        previous = getattr(self, 'last_ckpt', None)
         self.last_ckpt = osp.join(self.out_dir, ckpt_filename)
         runner.message_hub.update_info('last_ckpt', self.last_ckpt)
 
-        runner.save_checkpoint(  # master only: other ranks return at once
-            self.out_dir,
-            ckpt_filename + PARTIAL_SUFFIX,
-            self.file_client_args,
-            save_optimizer=self.save_optimizer,
-            save_param_scheduler=self.save_param_scheduler,
-            meta=meta,
-            by_epoch=self.by_epoch,
-            backend_args=self.backend_args,
-            **self.args)
-        if not is_main_process():
-            return
-        replace_atomically(self.last_ckpt + PARTIAL_SUFFIX, self.last_ckpt)
+        try:
+            runner.save_checkpoint(  # master only: others return at once
+                self.out_dir,
+                ckpt_filename + PARTIAL_SUFFIX,
+                self.file_client_args,
+                save_optimizer=self.save_optimizer,
+                save_param_scheduler=self.save_param_scheduler,
+                meta=meta,
+                by_epoch=self.by_epoch,
+                backend_args=self.backend_args,
+                **self.args)
+            if not is_main_process():
+                return
+            replace_atomically(self.last_ckpt + PARTIAL_SUFFIX,
+                               self.last_ckpt)
+        except OSError as exc:  # disk full: see utils/fileio.py
+            error = write_failure(exc, self.last_ckpt,
+                                  _checkpoint_bytes(runner, previous),
+                                  previous)
+            if error is exc:
+                raise
+            raise error from exc
         write_text_atomically(
             osp.join(runner.work_dir, 'last_checkpoint'), self.last_ckpt)
         if outdated is not None:

@@ -3,17 +3,66 @@
 Training stops before any checkpoint of the diverged weights is written, with
 a message naming the iteration and the last good checkpoint. Configs name it
 as ``custom_hooks = [dict(type='NonFiniteLossHook')]``.
+
+The loss alone is not enough: the update after the last finite loss can
+break the weights, and a checkpoint saved right then would hold them. So
+the weights are checked too, when a checkpoint is about to be written, and
+"the last good checkpoint" is the newest file on disk whose weights are
+all finite.
 """
+import glob
 import math
+import os.path as osp
 from typing import Mapping, Optional
 
 from mmengine.hooks import Hook
 from mmengine.registry import HOOKS
 from mmengine.runner import EpochBasedTrainLoop
 
+from ...utils.fileio import PARTIAL_SUFFIX
+from ...utils.model_loading import checkpoint_state_dict, non_finite_keys
+from ...utils.safe_loading import CheckpointError, safe_torch_load
+
 
 class NonFiniteLossError(RuntimeError):
-    """Training produced a NaN or infinite loss."""
+    """Training produced a NaN or infinite loss (or weights)."""
+
+
+def last_finite_checkpoint(runner) -> Optional[str]:
+    """The newest checkpoint in the run's checkpoint folder whose weights
+    are all finite (each candidate is read, newest first)."""
+    last = runner.message_hub.get_info('last_ckpt')
+    folder = osp.dirname(last) if last else runner.work_dir
+    files = [f for f in glob.glob(osp.join(glob.escape(folder), '*.pth'))
+             if not f.endswith(PARTIAL_SUFFIX)]
+    for path in sorted(files, key=osp.getmtime, reverse=True):
+        try:
+            state = checkpoint_state_dict(safe_torch_load(path, path), path)
+        except (CheckpointError, ValueError):
+            continue
+        if not non_finite_keys(state):
+            return path
+    return None
+
+
+def _where(runner, batch_idx: Optional[int] = None) -> str:
+    where = f'iteration {runner.iter + 1}'
+    if isinstance(runner.train_loop, EpochBasedTrainLoop) and \
+            batch_idx is not None:
+        where += f' (epoch {runner.epoch + 1}, batch {batch_idx + 1})'
+    return where
+
+
+def _advice(last: Optional[str]) -> str:
+    if not last:
+        return ('No checkpoint with finite weights was saved yet. Lower the '
+                'learning rate or enable gradient clipping '
+                '(optim_wrapper.clip_grad) and start again.')
+    return (f'The last good checkpoint is {last}. Enable gradient clipping '
+            '(optim_wrapper.clip_grad) and continue with --resume '
+            f'{last}, or lower the learning rate and start from its '
+            f'weights with --cfg-options load_from={last} (a resumed run '
+            'keeps the saved learning rate).')
 
 
 @HOOKS.register_module()
@@ -56,21 +105,25 @@ class NonFiniteLossHook(Hook):
                 bad[name] = value
         if not bad:
             return
-        last = runner.message_hub.get_info('last_ckpt')
         losses = ', '.join(f'{k}={v}' for k, v in bad.items())
-        where = f'iteration {runner.iter + 1}'
-        if isinstance(runner.train_loop, EpochBasedTrainLoop):
-            where += f' (epoch {runner.epoch + 1}, batch {batch_idx + 1})'
+        message = (f'Non-finite loss at {_where(runner, batch_idx)}: '
+                   f'{losses}. Training stopped before saving these '
+                   'weights. ' + _advice(last_finite_checkpoint(runner)))
+        runner.logger.error(message)
+        raise NonFiniteLossError(message)
+
+    def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
+        """Refuse to write weights that hold NaN or inf (the loss that
+        preceded them can still have been finite)."""
+        state = checkpoint.get('state_dict') or {}
+        bad = non_finite_keys(state)
+        if not bad:
+            return
         message = (
-            f'Non-finite loss at {where}: {losses}. Training '
-            'stopped before saving these weights. ' +
-            (f'The last good checkpoint is {last}. Enable gradient clipping '
-             '(optim_wrapper.clip_grad) and continue with --resume '
-             f'{last}, or lower the learning rate and start from its '
-             f'weights with --cfg-options load_from={last} (a resumed run '
-             'keeps the saved learning rate).'
-             if last else 'No checkpoint was saved yet. Lower the learning '
-             'rate or enable gradient clipping (optim_wrapper.clip_grad) and '
-             'start again.'))
+            f'Non-finite weights at {_where(runner)}: {len(bad)} of '
+            f'{len(state)} tensors hold NaN or inf (e.g. '
+            f'{", ".join(bad[:3])}) although the loss was finite: the last '
+            'update diverged. Training stopped before saving them. ' +
+            _advice(last_finite_checkpoint(runner)))
         runner.logger.error(message)
         raise NonFiniteLossError(message)

@@ -1,0 +1,76 @@
+"""``ConvMLPRunner``: mmengine's Runner with strict whole-model loading and
+one training run per work dir.
+
+Configs name it as ``runner_type = 'ConvMLPRunner'``; the tools set that
+when a config names no runner, so the config they dump runs the same way
+under mmdet's and mmseg's own ``tools/train.py`` (which build
+``runner_type`` from the registry, ``custom_imports`` registering it).
+"""
+from mmengine.dist import broadcast_object_list, get_dist_info
+from mmengine.model import is_model_wrapper
+from mmengine.registry import RUNNERS
+from mmengine.runner import Runner
+from mmengine.runner.checkpoint import CheckpointLoader
+
+from ...utils.model_loading import SKIP_HEADS_OPTION, load_state_into_model
+from ...utils.workdir_lock import WorkDirInUseError, WorkDirLock
+
+
+@RUNNERS.register_module()
+class ConvMLPRunner(Runner):
+    """``Runner`` whose ``load_checkpoint`` (``load_from``, ``--resume``,
+    ``tools/test.py``) goes through
+    :func:`~convmlp_mm.utils.model_loading.load_state_into_model`, and whose
+    ``train`` holds the work dir's lock
+    (:class:`~convmlp_mm.utils.workdir_lock.WorkDirLock`)."""
+
+    _resuming = False
+
+    def resume(self, filename: str, *args, **kwargs) -> None:
+        # A resumed run continues the same model: never skip a tensor.
+        self._resuming = True
+        try:
+            super().resume(filename, *args, **kwargs)
+        finally:
+            self._resuming = False
+
+    def load_checkpoint(self,
+                        filename: str,
+                        map_location='cpu',
+                        strict: bool = False,
+                        revise_keys: list = [(r'^module\.', '')]):
+        """As ``Runner.load_checkpoint``, but strict always (``strict`` is
+        accepted for compatibility); a mismatch raises
+        ``CheckpointMismatchError`` and non-finite weights
+        ``NonFiniteCheckpointError``."""
+        checkpoint = CheckpointLoader.load_checkpoint(
+            filename, map_location=map_location)
+        self.call_hook('after_load_checkpoint', checkpoint=checkpoint)
+        model = self.model.module if is_model_wrapper(self.model) \
+            else self.model
+        skip = bool(self.cfg.get(SKIP_HEADS_OPTION, False)) and \
+            not self._resuming
+        load_state_into_model(model, checkpoint, filename,
+                              skip_mismatched_heads=skip,
+                              revise_keys=revise_keys)
+        self._has_loaded = True
+        self.logger.info(f'Load checkpoint from {filename}')
+        return checkpoint
+
+    def train(self):
+        rank, world_size = get_dist_info()
+        lock, failure = None, [None]
+        if rank == 0:
+            try:
+                lock = WorkDirLock(self.work_dir).acquire()
+            except WorkDirInUseError as exc:
+                failure = [str(exc)]
+        if world_size > 1:  # every rank reaches this: no rank waits alone
+            broadcast_object_list(failure, src=0)
+        if failure[0] is not None:
+            raise WorkDirInUseError(failure[0])
+        try:
+            return super().train()
+        finally:
+            if lock is not None:
+                lock.release()
