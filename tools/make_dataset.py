@@ -6,8 +6,9 @@ Examples::
     python tools/make_dataset.py ade20k data/synthetic_ade20k --num-train 128
     python tools/make_dataset.py coco data/shapes --classes person car dog
 
-Running it again with the same arguments reuses the folder; a folder holding
-anything else is refused.
+Running it again with the same arguments reuses the folder, or rebuilds it
+when files are missing or changed; a folder holding anything else is refused.
+A run killed mid-way leaves a staging folder that the next run removes.
 """
 import argparse
 import json

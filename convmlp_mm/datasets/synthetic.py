@@ -11,18 +11,24 @@ written with sorted keys and JPEG/PNG through OpenCV's encoders, so the same
 arguments give the same bytes. A dataset is written into a hidden sibling
 folder and renamed into place with its marker file last, so an interrupted
 run leaves either nothing or a complete dataset; a folder that already holds
-the same dataset is reused, any other content is refused.
+the same dataset is reused (rebuilt if damaged), any other content is
+refused (see :mod:`convmlp_mm.datasets.folder`).
 """
 import json
 import os
 import os.path as osp
-import shutil
-import tempfile
-from typing import Callable, Dict, List, Sequence, Tuple
+from typing import Dict, List, Sequence, Tuple
 
 import cv2
 import numpy as np
 from pycocotools import mask as mask_utils
+
+from .folder import (
+    FORMAT_VERSION,
+    MARKER,
+    SyntheticDatasetError,
+    build_folder,
+)
 
 __all__ = [
     'SHAPES', 'DEFAULT_CLASSES', 'MARKER', 'SyntheticDatasetError',
@@ -32,15 +38,8 @@ __all__ = [
 #: Shape kinds, in the order classes are assigned to them.
 SHAPES = ('circle', 'square', 'triangle', 'star', 'hexagon', 'diamond')
 DEFAULT_CLASSES = ('circle', 'square', 'triangle')
-#: Marker file recording what made the folder (kind, arguments, format).
-MARKER = '.convmlp_synthetic.json'
-FORMAT_VERSION = 1
 
 Size = Tuple[int, int]
-
-
-class SyntheticDatasetError(ValueError):
-    """A dataset folder that cannot be written or reused."""
 
 
 # --------------------------------------------------------------------------
@@ -213,49 +212,6 @@ def _kinds_for(classes: Sequence[str]) -> Tuple[str, ...]:
     return tuple(c if c in SHAPES else next(spare) for c in classes)
 
 
-def _build(root: str, kind: str, args: Dict,
-           write_into: Callable[[str], Dict]) -> str:
-    """Reuse ``root`` if it holds this dataset, else build it atomically."""
-    root = osp.abspath(osp.expanduser(str(root)))
-    marker = {'kind': kind, 'format': FORMAT_VERSION, 'args': args}
-    if osp.exists(root):
-        if not osp.isdir(root):
-            raise SyntheticDatasetError(
-                f'{root} exists and is not a folder; pass another root')
-        marker_path = osp.join(root, MARKER)
-        if osp.isfile(marker_path):
-            with open(marker_path) as f:
-                found = json.load(f)
-            if {k: found.get(k) for k in marker} == marker:
-                return root  # the same dataset: reuse it
-            raise SyntheticDatasetError(
-                f'{root} holds a synthetic dataset made with other arguments '
-                f'({found.get("kind")}, {found.get("args")}); pass another '
-                f'root or delete that folder to rebuild it')
-        if os.listdir(root):
-            raise SyntheticDatasetError(
-                f'{root} is not empty and was not made by this generator '
-                f'(no {MARKER}); refusing to write into it. Pass an empty or '
-                f'new folder')
-    parent = osp.dirname(root)
-    os.makedirs(parent, exist_ok=True)
-    staging = tempfile.mkdtemp(
-        prefix=f'.{osp.basename(root)}.partial-', dir=parent)
-    try:
-        marker['summary'] = write_into(staging)
-        # The marker goes last: its presence means the dataset is complete.
-        with open(osp.join(staging, MARKER), 'w') as f:
-            json.dump(marker, f, indent=2, sort_keys=True)
-        os.chmod(staging, 0o755)  # mkdtemp makes it private
-        if osp.isdir(root):
-            os.rmdir(root)  # empty, checked above
-        os.rename(staging, root)
-    finally:
-        if osp.exists(staging):
-            shutil.rmtree(staging, ignore_errors=True)
-    return root
-
-
 def make_coco_dataset(root: str,
                       num_train: int = 64,
                       num_val: int = 16,
@@ -340,7 +296,7 @@ def make_coco_dataset(root: str,
                                   objects=len(annotations))
         return summary
 
-    return _build(root, 'coco', args, write_into)
+    return build_folder(root, 'coco', args, write_into)
 
 
 def ade20k_classes(num_classes: int = 3) -> Tuple[str, ...]:
@@ -411,4 +367,4 @@ def make_ade20k_dataset(root: str,
         summary['classes'] = list(classes)
         return summary
 
-    return _build(root, 'ade20k', args, write_into)
+    return build_folder(root, 'ade20k', args, write_into)
