@@ -52,7 +52,13 @@ def parse_args(argv=None) -> argparse.Namespace:
         type=str,
         const='auto',
         help='resume from this checkpoint, or, without a path, from the '
-        'latest checkpoint in the work dir')
+        'latest checkpoint in the work dir (also the default when the work '
+        'dir has a last_checkpoint)')
+    parser.add_argument(
+        '--no-resume',
+        action='store_true',
+        help='start afresh even if the work dir has a last_checkpoint '
+        '(docs/preemption.md)')
     parser.add_argument(
         '--cfg-options',
         nargs='+',

@@ -3,6 +3,7 @@
 work dir, all before anything is built."""
 from mmengine.config import Config
 
+from .auto_resume import apply_resume
 from .classes import check_classes
 from .config import (
     add_test_outputs,
@@ -54,11 +55,8 @@ def prepare_train_config(args) -> Config:
         enable_amp(cfg)
     if args.auto_scale_lr:
         enable_auto_scale_lr(cfg)
-    # As upstream: a path resumes from it, no path from the work dir's latest.
-    if args.resume == 'auto':
-        cfg.resume, cfg.load_from = True, None
-    elif args.resume is not None:
-        cfg.resume, cfg.load_from = True, args.resume
+    # --resume [PATH], --no-resume, or the work dir's last_checkpoint.
+    apply_resume(cfg, args.resume, getattr(args, 'no_resume', False))
     return cfg
 
 

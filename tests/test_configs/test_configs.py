@@ -88,7 +88,7 @@ def test_detection_schedule(name):
                           by_epoch=False, begin=0, end=500)
     assert steps == dict(type='MultiStepLR', begin=0, end=12, by_epoch=True,
                          milestones=[8, 11], gamma=0.1)
-    assert cfg.train_cfg.type == 'EpochBasedTrainLoop'
+    assert cfg.train_cfg.type == 'ResumableEpochBasedTrainLoop'
     assert cfg.train_cfg.max_epochs == 12
     assert cfg.train_dataloader.batch_size == 2
     assert cfg.auto_scale_lr == dict(enable=False, base_batch_size=16)
@@ -117,7 +117,7 @@ def test_segmentation_schedule(name):
         dict(type='PolyLR', eta_min=0.0, power=0.9, begin=0, end=40000,
              by_epoch=False)
     ]
-    assert cfg.train_cfg.type == 'IterBasedTrainLoop'
+    assert cfg.train_cfg.type == 'ResumableIterBasedTrainLoop'
     assert cfg.train_cfg.max_iters == 40000
     assert cfg.train_dataloader.batch_size == 2
     assert cfg.auto_scale_lr == dict(enable=False, base_batch_size=16)

@@ -48,7 +48,10 @@ param_scheduler = [
         milestones=[8, 11],
         gamma=0.1)
 ]
-train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=12, val_interval=1)
+# convmlp_mm's loop: a resume continues mid-epoch and skips the used data
+# by index (docs/preemption.md).
+train_cfg = dict(
+    type='ResumableEpochBasedTrainLoop', max_epochs=12, val_interval=1)
 # 8 GPUs x 2 images; with --auto-scale-lr the lr follows the real batch.
 train_dataloader = dict(batch_size=2)
 auto_scale_lr = dict(enable=False, base_batch_size=16)
@@ -57,4 +60,10 @@ auto_scale_lr = dict(enable=False, base_batch_size=16)
 # in last_checkpoint (a kill never leaves --resume a half-written file), and
 # training stops at the first NaN/inf loss, before those weights are saved.
 default_hooks = dict(checkpoint=dict(type='AtomicCheckpointHook'))
-custom_hooks = [dict(type='NonFiniteLossHook')]
+# SIGTERM/SIGUSR1 save the iteration in flight and exit 75; every
+# checkpoint holds the random states (docs/preemption.md).
+custom_hooks = [
+    dict(type='NonFiniteLossHook'),
+    dict(type='RandomStateHook'),
+    dict(type='PreemptionHook')
+]

@@ -48,14 +48,23 @@ param_scheduler = [
         end=40000,
         by_epoch=False)
 ]
-train_cfg = dict(type='IterBasedTrainLoop', max_iters=40000, val_interval=4000)
+# convmlp_mm's loop: a resume at iteration N starts the sampler there
+# instead of loading N batches (docs/preemption.md).
+train_cfg = dict(
+    type='ResumableIterBasedTrainLoop', max_iters=40000, val_interval=4000)
 # convmlp_mm.hooks: each checkpoint is renamed into place and only then named
 # in last_checkpoint (a kill never leaves --resume a half-written file), and
 # training stops at the first NaN/inf loss, before those weights are saved.
 default_hooks = dict(
     checkpoint=dict(type='AtomicCheckpointHook', by_epoch=False,
                     interval=4000))
-custom_hooks = [dict(type='NonFiniteLossHook')]
+# SIGTERM/SIGUSR1 save the iteration in flight and exit 75; every
+# checkpoint holds the random states (docs/preemption.md).
+custom_hooks = [
+    dict(type='NonFiniteLossHook'),
+    dict(type='RandomStateHook'),
+    dict(type='PreemptionHook')
+]
 # 8 GPUs x 2 images (the base has 4 per GPU); with --auto-scale-lr the lr
 # follows the real batch.
 train_dataloader = dict(batch_size=2)

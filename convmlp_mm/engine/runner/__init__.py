@@ -1,4 +1,7 @@
-"""The Runner the tools build (mmengine's ``RUNNERS``)."""
+"""Training loops a config can name (registered in mmengine's ``LOOPS``)
+and the Runner the tools build (``RUNNERS``)."""
 from .convmlp_runner import ConvMLPRunner
+from .loops import ResumableEpochBasedTrainLoop, ResumableIterBasedTrainLoop
 
-__all__ = ['ConvMLPRunner']
+__all__ = ['ConvMLPRunner', 'ResumableEpochBasedTrainLoop',
+           'ResumableIterBasedTrainLoop']
