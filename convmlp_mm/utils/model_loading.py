@@ -193,9 +193,10 @@ def prepare_model_state_dict(
             parts.append(f'{len(unexpected)} tensors have no place in the '
                          f'model ({_examples(unexpected)})')
         if shapes:
-            parts.append(f'{len(shapes)} have another shape (' + _examples([
-                f'{k}: checkpoint {tuple(state[k].shape)} vs model '
-                f'{tuple(expected[k].shape)}' for k in shapes], 3) + ')')
+            described = [f'{k}: checkpoint {tuple(state[k].shape)} vs '
+                         f'model {tuple(expected[k].shape)}' for k in shapes]
+            parts.append(f'{len(shapes)} tensors have another shape '
+                         f'({_examples(described, 3)})')
         note = (f' ({SKIP_HEADS_OPTION} skips only class layers, and this '
                 'file differs elsewhere.)' if skip_mismatched_heads else '')
         raise CheckpointMismatchError(

@@ -1,0 +1,90 @@
+"""ConvMLPRunner loads whole-model checkpoints strictly through the tools:
+tools/test.py and load_from stop with one error line on a checkpoint that
+does not fit or holds non-finite weights; fine-tuning from another number
+of classes is the explicit opt-in load_from_skip_mismatched_heads=True."""
+import math
+import subprocess
+import sys
+
+import pytest
+import torch
+from mmengine.config import Config
+from mmengine.registry import MODELS, init_default_scope
+
+from tools_run import explain, tool_env
+from toy_runner import REPO, TRAIN, write_tiny_coco
+
+TEST = f'{REPO}/tools/test.py'
+# The tiny config names its classes for training only.
+TEST_CLASSES = ("test_dataloader.dataset.metainfo.classes="
+                "['circle','square','triangle']")
+
+
+@pytest.fixture(scope='module')
+def tiny(tmp_path_factory):
+    root = tmp_path_factory.mktemp('strict')
+    data_root, config = write_tiny_coco(root)
+    cfg = Config.fromfile(config)
+    init_default_scope('mmdet')
+    torch.manual_seed(0)
+    cfg.model.bbox_head.num_classes = 5  # the config trains 3
+    five = MODELS.build(cfg.model).state_dict()
+    cfg.model.bbox_head.num_classes = 3
+    three = MODELS.build(cfg.model).state_dict()
+    paths = {}
+    for name, state in (('five', five), ('three', three)):
+        paths[name] = str(root / f'{name}.pth')
+        torch.save({'meta': {}, 'state_dict': state}, paths[name])
+    three = {k: v.clone() for k, v in three.items()}
+    three['bbox_head.retina_reg.weight'].view(-1)[0] = math.nan
+    paths['nan'] = str(root / 'nan.pth')
+    torch.save({'meta': {}, 'state_dict': three}, paths['nan'])
+    return dict(root=root, data_root=data_root, config=config,
+                tensors=len(three), **paths)
+
+
+def run(args, tiny, timeout=600):
+    return subprocess.run([sys.executable, *args], env=tool_env(tiny['root']),
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          text=True, timeout=timeout)
+
+
+def error_line(proc):
+    assert proc.returncode == 1, explain(proc)
+    assert 'Traceback' not in proc.stderr, explain(proc)
+    return proc.stderr.strip().splitlines()[-1]
+
+
+def test_test_tool_refuses_checkpoint_of_other_class_count(tiny, tmp_path):
+    proc = run([TEST, tiny['config'], tiny['five'], '--data-root',
+                tiny['data_root'], '--work-dir', str(tmp_path),
+                '--cfg-options', TEST_CLASSES], tiny)
+    line = error_line(proc)
+    assert line.startswith(f'error: Checkpoint "{tiny["five"]}" does not fit')
+    assert '2 tensors have another shape' in line  # retina_cls w, b
+    assert 'load_from_skip_mismatched_heads=True' in line
+
+
+def test_test_tool_refuses_non_finite_weights(tiny, tmp_path):
+    proc = run([TEST, tiny['config'], tiny['nan'], '--data-root',
+                tiny['data_root'], '--work-dir', str(tmp_path),
+                '--cfg-options', TEST_CLASSES], tiny)
+    line = error_line(proc)
+    assert tiny['nan'] in line
+    assert f'1 of {tiny["tensors"]} tensors hold NaN or inf' in line
+
+
+def test_load_from_of_other_class_count_needs_the_opt_in(tiny, tmp_path):
+    args = [TRAIN, tiny['config'], '--data-root', tiny['data_root'],
+            '--work-dir', str(tmp_path), '--cfg-options',
+            f'load_from={tiny["five"]}', 'train_cfg.max_epochs=1']
+    line = error_line(run(args, tiny))
+    assert 'another number of classes' in line
+
+    proc = run(args + ['load_from_skip_mismatched_heads=True'], tiny)
+    assert proc.returncode == 0, explain(proc)
+    assert ('kept the initial values of 2 class-layer tensors' in
+            proc.stdout + proc.stderr), explain(proc)
+    assert 'bbox_head.retina_cls.weight, bbox_head.retina_cls.bias' in \
+        proc.stdout + proc.stderr
+    assert (tmp_path / 'epoch_1.pth').is_file()
