@@ -11,10 +11,11 @@ import errno
 import functools
 import os
 import sys
+import traceback
 from typing import Callable, List, Optional, Sequence
 
 __all__ = ['DEBUG_ENV', 'DEBUG_FLAG', 'command', 'error_line',
-           'is_user_error']
+           'is_user_error', 'one_line', 'raise_user_error']
 
 DEBUG_ENV = 'CONVMLP_DEBUG'
 DEBUG_FLAG = '--debug'
@@ -58,9 +59,20 @@ def error_line(exc: BaseException) -> str:
         text = str(exc.args[0]) if isinstance(exc, KeyError) and exc.args \
             else str(exc)
         text = text or type(exc).__name__
-    text = '; '.join(line.strip() for line in text.splitlines()
-                     if line.strip())
+    text = one_line(text)
     return text if _is_ours(exc) else text + HINT
+
+
+def one_line(text: str) -> str:
+    """``text`` with its lines joined by ``'; '`` (lists of paths, ...)."""
+    joined = ''
+    for line in (part.strip() for part in text.splitlines()):
+        if not line:
+            continue
+        if joined:
+            joined += ' ' if joined.endswith((';', ':', ',')) else '; '
+        joined += line
+    return joined
 
 
 def _debug_requested(args: List[str]) -> bool:
@@ -78,21 +90,35 @@ def command(main: Callable) -> Callable:
         args = list(sys.argv[1:] if argv is None else argv)
         debug = _debug_requested(args)
         args = [a for a in args if a != DEBUG_FLAG]
-        if debug:
-            return main(args)
         try:
             return main(args)
         except SystemExit as exc:
             code = exc.code
-            if isinstance(code, str) and not code.startswith('error:'):
-                raise SystemExit(f'error: {code}') from None
-            raise
-        except KeyboardInterrupt:
-            print('error: interrupted', file=sys.stderr)
-            raise SystemExit(130) from None
-        except Exception as exc:  # noqa: BLE001 (sorted by is_user_error)
-            if not is_user_error(exc):
+            if not isinstance(code, str):
                 raise
-            raise SystemExit(f'error: {error_line(exc)}') from None
+            if debug and exc.__context__ is not None:
+                # A tool that turned an exception into its error line: show
+                # what it caught.
+                traceback.print_exception(exc.__context__)
+            if not code.startswith('error:'):
+                code = f'error: {code}'
+            raise SystemExit(one_line(code)) from None
+        except BaseException:
+            if debug:
+                raise
+            raise_user_error()
 
     return wrapper
+
+
+def raise_user_error() -> None:
+    """Inside an ``except``: turn the exception being handled into one
+    ``error:`` line (``SystemExit``) when it is a user mistake, else
+    re-raise it."""
+    exc = sys.exc_info()[1]
+    if isinstance(exc, KeyboardInterrupt):
+        print('error: interrupted', file=sys.stderr)
+        raise SystemExit(130) from None
+    if isinstance(exc, Exception) and is_user_error(exc):
+        raise SystemExit(f'error: {error_line(exc)}') from None
+    raise exc
