@@ -151,7 +151,10 @@ def test_model_index_lists_the_nine_configs_with_paper_results():
     from modelindex.load_model_index import load as load_index
     index = load_index(osp.join(REPO, 'model-index.yml'))
     index.build_models_with_collections()
-    models = {m.name: m for m in index.models}
+    # The stronger heads, beyond the paper, have no checkpoint or result:
+    # test_stronger_heads.py checks their entries.
+    models = {m.name: m for m in index.models
+              if not m.name.startswith(('cascade_', 'upernet_'))}
     assert sorted(models) == sorted(
         osp.splitext(osp.basename(c))[0] for c in PARAMS)
     for name, model in models.items():
