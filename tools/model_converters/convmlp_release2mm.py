@@ -32,6 +32,7 @@ from convmlp_mm.utils import (
     load_config,
     save_checkpoint_atomically,
 )
+from convmlp_mm.utils.cli import command
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -97,6 +98,7 @@ def convert(args: argparse.Namespace) -> str:
             f'from {", ".join(f"{k} {v}" for k, v in versions.items())}')
 
 
+@command
 def main(argv=None) -> int:
     args = parse_args(argv)
     try:
