@@ -23,17 +23,23 @@ setup(
     install_requires=[
         # torch >= 2.14 needs C++20, which the mmcv 2.1.0 build does not use.
         'torch>=2.0,<2.14',
-        'mmengine==0.10.7',
-        # mmdet 3.3 and mmseg 1.2 refuse mmcv >= 2.2; built with its C++ ops.
-        'mmcv==2.1.0',
-        'mmdet==3.3.0',
-        'mmsegmentation==1.2.2',
+        # Ranges, not pins, so that an existing OpenMMLab environment
+        # resolves. Tried: mmengine 0.10.4 and 0.10.7, mmdet 3.2.0 and 3.3.0,
+        # mmsegmentation 1.2.1 and 1.2.2 (1.2.0's wheel lacks a file its
+        # import reads), mmcv 2.1.0 (docs/get_started.md).
+        'mmengine>=0.10.4,<0.11',
+        # mmdet 3.3 and mmseg 1.2 refuse mmcv >= 2.2; built with its C++ ops
+        # (import convmlp_mm checks them and points to `make install`).
+        'mmcv>=2.1.0,<2.2.0',
+        'mmdet>=3.2.0,<3.4',
+        'mmsegmentation>=1.2.1,<1.3',
         # mmsegmentation 1.2.2 imports these without declaring them.
         'ftfy',
         'regex',
         'pycocotools',
-        # mmengine 0.10.7 imports pkg_resources for mmdet::/mmseg:: bases.
-        'setuptools>=77.0.3,<82',
+        # mmengine 0.10 imports pkg_resources for mmdet::/mmseg:: bases,
+        # which setuptools 82 no longer has (81.0.0 tried).
+        'setuptools<82',
         'matplotlib',
     ],
     extras_require={
@@ -41,6 +47,9 @@ setup(
             'pytest>=7', 'pytest-timeout', 'openmim', 'ruff>=0.14,<0.18'
         ],
         'mim': ['openmim'],
+        # mmengine's TensorboardVisBackend (torch.utils.tensorboard); the
+        # "future" package its message names is not needed (tried 2.21.0).
+        'tensorboard': ['tensorboard>=2.21,<3'],
     },
     include_package_data=True,
     license='Apache-2.0',

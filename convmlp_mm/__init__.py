@@ -29,6 +29,13 @@ import warnings
 warnings.filterwarnings(
     'ignore', message='pkg_resources is deprecated', category=UserWarning)
 
+from .install_check import check_mmcv_ops  # noqa: E402
+
+# A plain `pip install -e .` brings mmcv without its compiled ops: one clear
+# ImportError pointing to `make install` instead of a failure deep inside a
+# detector.
+check_mmcv_ops()
+
 from . import engine  # noqa: E402,F401  (registers hooks and wrappers)
 from .models import (  # noqa: E402
                      ARCH_ZOO,

@@ -74,8 +74,8 @@ else
   fi
 fi
 
-say "installing convmlp_mm (editable) with mmengine, mmdet, mmsegmentation and the test extra"
-pip_install -e '.[tests]'
+say "installing convmlp_mm (editable) with mmengine, mmdet, mmsegmentation and the test and tensorboard extras"
+pip_install -e '.[tests,tensorboard]'
 
 "$PY" - <<'PY'
 import torch, mmcv, mmengine, mmdet, mmseg, convmlp_mm
