@@ -50,6 +50,12 @@ setup(
         # mmengine's TensorboardVisBackend (torch.utils.tensorboard); the
         # "future" package its message names is not needed (tried 2.21.0).
         'tensorboard': ['tensorboard>=2.21,<3'],
+        # ONNX export (torch's dynamo exporter needs onnxscript) and ONNX
+        # Runtime; tried with onnx 1.23, onnxruntime 1.32, onnxscript 0.7.
+        'onnx': [
+            'onnx>=1.17,<1.24', 'onnxruntime>=1.20,<1.33',
+            'onnxscript>=0.5,<0.8'
+        ],
     },
     include_package_data=True,
     license='Apache-2.0',

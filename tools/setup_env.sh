@@ -74,11 +74,12 @@ else
   fi
 fi
 
-say "installing convmlp_mm (editable) with mmengine, mmdet, mmsegmentation and the test and tensorboard extras"
-pip_install -e '.[tests,tensorboard]'
+say "installing convmlp_mm (editable) with mmengine, mmdet, mmsegmentation and the test, onnx and tensorboard extras"
+pip_install -e '.[tests,onnx,tensorboard]'
 
 "$PY" - <<'PY'
 import torch, mmcv, mmengine, mmdet, mmseg, convmlp_mm
+import onnx, onnxruntime, onnxscript  # the onnx extra (docs/deployment.md)
 print(f'[setup] torch {torch.__version__} (CUDA {torch.cuda.is_available()}), '
       f'mmengine {mmengine.__version__}, mmcv {mmcv.__version__}, '
       f'mmdet {mmdet.__version__}, mmseg {mmseg.__version__}, '

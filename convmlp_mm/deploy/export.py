@@ -1,0 +1,176 @@
+"""Export a ConvMLP backbone, detector or segmentor to ONNX with torch's
+dynamo exporter (dynamic height and width), then check the file: the ONNX
+checker, and ONNX Runtime against PyTorch on random inputs at two sizes.
+
+The graph holds the network part of the model (see
+:mod:`convmlp_mm.deploy.networks`); its metadata records what the runtime
+needs to put the rest back together (``convmlp_mm.kind``, the output names,
+``convmlp_mm.dataset_meta``).
+"""
+import json
+import os
+import os.path as osp
+import warnings
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+import torch.nn as nn
+from mmengine.config import Config
+
+from .networks import ExportNetwork
+
+# ONNX Runtime against PyTorch, fp32: largest |difference| over the largest
+# |PyTorch output|, per output. Different kernels (oneDNN, MLAS) reorder
+# sums; 1e-4 of the output's range is far below what changes a prediction.
+DEFAULT_TOLERANCE = 1e-4
+
+
+class ExportError(RuntimeError):
+    """The exported graph is invalid or does not reproduce PyTorch."""
+
+
+def load_model(target: str, checkpoint: Optional[str] = None,
+               cfg_options: Optional[dict] = None
+               ) -> Tuple[nn.Module, Optional[Config]]:
+    """A model in eval mode on the CPU, from a config file or a backbone
+    size (``s``, ``m``, ``l``), with the weights of ``checkpoint`` loaded
+    strictly (``None``: random weights, for trying the export).
+
+    Returns the model and its config (``None`` for a bare size)."""
+    from ..models.builder import backbone_from
+    if checkpoint is not None and not osp.isfile(checkpoint) and \
+            not checkpoint.startswith(('http://', 'https://')):
+        raise FileNotFoundError(
+            f'Checkpoint not found: {checkpoint} (a .pth saved by '
+            'tools/train.py, or "none" for random weights)')
+    if not osp.isfile(target):
+        model = backbone_from(target, cfg_options)[0]
+        if checkpoint is not None:
+            from ..models.checkpoint import load_backbone_checkpoint
+            load_backbone_checkpoint(model, checkpoint)
+        return model.eval(), None
+    cfg = Config.fromfile(target)
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
+    if cfg.get('default_scope') not in ('mmdet', 'mmseg'):
+        raise ValueError(f'{target}: default_scope is '
+                         f'{cfg.get("default_scope")!r}; expected an mmdet '
+                         '(detector) or mmseg (segmentor) config.')
+    if cfg.model.get('backbone', {}).get('init_cfg') is not None:
+        cfg.model.backbone.init_cfg = None  # the checkpoint has everything
+    from mmengine.model import revert_sync_batchnorm
+    from mmengine.registry import DefaultScope
+    scope = cfg.default_scope
+    registry = __import__(f'{scope}.registry', fromlist=['MODELS']).MODELS
+    with DefaultScope.overwrite_default_scope(scope):
+        model = registry.build(cfg.model)
+    model = revert_sync_batchnorm(model)
+    if checkpoint is not None:
+        load_full_checkpoint(model, checkpoint)
+    return model.eval(), cfg
+
+
+def load_full_checkpoint(model: nn.Module, checkpoint: str) -> dict:
+    """Load a whole-model checkpoint (e.g. from ``tools/train.py``)
+    strictly; returns its ``meta``."""
+    if not osp.isfile(checkpoint) and not checkpoint.startswith(
+            ('http://', 'https://')):
+        raise FileNotFoundError(
+            f'Checkpoint not found: {checkpoint} (a .pth saved by '
+            'tools/train.py, e.g. work_dirs/<name>/epoch_12.pth)')
+    try:  # issue 12's strict loader, where it exists
+        from ..utils.model_loading import load_model_checkpoint
+    except ImportError:
+        load_model_checkpoint = None
+    if load_model_checkpoint is not None:
+        loaded = load_model_checkpoint(model, checkpoint)
+    else:
+        from mmengine.runner import load_checkpoint
+        loaded = load_checkpoint(model, checkpoint, map_location='cpu',
+                                 strict=True)
+    meta = loaded.get('meta', {}) if isinstance(loaded, dict) else {}
+    if meta.get('dataset_meta'):
+        model.dataset_meta = meta['dataset_meta']
+    return meta
+
+
+def _json_safe(meta: dict) -> dict:
+    return json.loads(json.dumps(meta, default=lambda o: list(o)
+                                 if isinstance(o, (tuple, np.ndarray))
+                                 else str(o)))
+
+
+def export_onnx(model: nn.Module, out: str,
+                shape: Sequence[int] = (320, 320),
+                dataset_meta: Optional[dict] = None,
+                opset: int = 18) -> List[str]:
+    """Write ``model``'s network (see :class:`ExportNetwork`) to ``out``
+    with dynamic height and width, traced at ``shape`` (H, W). Weights are
+    embedded in the file (one file; ONNX Runtime's quantization reads it).
+    Returns the output names."""
+    network = ExportNetwork(model).eval()
+    names = network.output_names()
+    x = torch.randn(1, 3, *shape)
+    dyn = {'input': {2: torch.export.Dim('height', min=32, max=4096),
+                     3: torch.export.Dim('width', min=32, max=4096)}}
+    os.makedirs(osp.dirname(osp.abspath(out)), exist_ok=True)
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        program = torch.onnx.export(
+            network, (x, ), dynamo=True, input_names=['input'],
+            output_names=names, dynamic_shapes=({2: dyn['input'][2],
+                                                 3: dyn['input'][3]}, ),
+            opset_version=opset, external_data=False, optimize=True)
+    program.save(out, external_data=False)
+    import onnx
+    proto = onnx.load(out)
+    meta = dict(kind=network.kind, outputs=json.dumps(names),
+                traced_shape=json.dumps(list(shape)))
+    if dataset_meta:
+        meta['dataset_meta'] = json.dumps(_json_safe(dataset_meta))
+    for key, value in meta.items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = f'convmlp_mm.{key}', value
+    onnx.save(proto, out)
+    return names
+
+
+def check_onnx(model: nn.Module, path: str,
+               sizes: Sequence[Tuple[int, int]],
+               tolerance: float = DEFAULT_TOLERANCE,
+               seed: int = 0) -> List[Dict]:
+    """The ONNX checker on ``path``, then ONNX Runtime (CPU) against
+    PyTorch on a random input at each of ``sizes``. Returns one row per
+    size (``size``, ``max_abs``, ``max_rel``: largest |difference| over the
+    largest |PyTorch output|); raises :class:`ExportError` when a size is
+    above ``tolerance``."""
+    import onnx
+    onnx.checker.check_model(path, full_check=True)
+    from .runtime import OrtNetwork
+    session = OrtNetwork(path)
+    network = ExportNetwork(model).eval()
+    rows = []
+    gen = torch.Generator().manual_seed(seed)
+    for size in sizes:
+        x = torch.randn(1, 3, *size, generator=gen)
+        with torch.no_grad():
+            expected = [t.float().numpy() for t in network(x)]
+        got = session(x.numpy())
+        max_abs = max_rel = 0.0
+        for ref, out in zip(expected, got):
+            if ref.shape != out.shape:
+                raise ExportError(
+                    f'{path}: at {size[0]}x{size[1]} ONNX Runtime gives '
+                    f'shape {out.shape}, PyTorch {ref.shape}.')
+            diff = float(np.abs(ref - out).max()) if ref.size else 0.0
+            scale = float(np.abs(ref).max()) if ref.size else 1.0
+            max_abs = max(max_abs, diff)
+            max_rel = max(max_rel, diff / max(scale, 1e-12))
+        rows.append(dict(size=tuple(size), max_abs=max_abs, max_rel=max_rel))
+        if max_rel > tolerance:
+            raise ExportError(
+                f'{path}: ONNX Runtime differs from PyTorch at '
+                f'{size[0]}x{size[1]} by {max_abs:.3g} ({max_rel:.3g} of '
+                f'the output range, tolerance {tolerance:g}).')
+    return rows

@@ -1,0 +1,146 @@
+"""ONNX Runtime sessions for exported ConvMLP graphs, and the glue that
+hands their raw outputs to mmdet's and mmseg's own post-processing."""
+import json
+import os.path as osp
+from typing import List, Optional, Sequence
+
+import numpy as np
+
+
+class OrtNetwork:
+    """An ONNX Runtime session over an exported graph: call it with an NCHW
+    float32 array, get its outputs (numpy) in the graph's order.
+
+    Args:
+        path: The ``.onnx`` file.
+        threads: Intra-op threads (``None``: ONNX Runtime's default).
+        providers: Execution providers (default: CPU).
+        optimization: ``'all'`` (every graph optimisation: conv + BN,
+            LayerNorm and GELU fusions, layout changes), ``'basic'`` or
+            ``'none'``.
+        profile_prefix: Write ONNX Runtime's per-op profile (JSON) with
+            this prefix; :meth:`end_profiling` returns its path.
+    """
+
+    def __init__(self, path: str, threads: Optional[int] = None,
+                 providers: Optional[Sequence[str]] = None,
+                 optimization: str = 'all',
+                 profile_prefix: Optional[str] = None):
+        import onnxruntime as ort
+        if not osp.isfile(path):
+            raise FileNotFoundError(
+                f'ONNX model not found: {path} (write one with '
+                'tools/deploy/export_onnx.py)')
+        options = ort.SessionOptions()
+        options.graph_optimization_level = dict(
+            all=ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
+            basic=ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+            none=ort.GraphOptimizationLevel.ORT_DISABLE_ALL)[optimization]
+        if threads is not None:
+            options.intra_op_num_threads = threads
+            options.inter_op_num_threads = 1
+        if profile_prefix:
+            options.enable_profiling = True
+            options.profile_file_prefix = profile_prefix
+        self.session = ort.InferenceSession(
+            path, options, providers=list(providers or
+                                          ['CPUExecutionProvider']))
+        self.input_name = self.session.get_inputs()[0].name
+        self.output_names = [o.name for o in self.session.get_outputs()]
+        meta = self.session.get_modelmeta().custom_metadata_map
+        self.kind = meta.get('convmlp_mm.kind')
+        self.dataset_meta = json.loads(
+            meta['convmlp_mm.dataset_meta']) \
+            if 'convmlp_mm.dataset_meta' in meta else None
+        self.path = path
+
+    def __call__(self, x: np.ndarray) -> List[np.ndarray]:
+        return self.session.run(None, {self.input_name: x})
+
+    def end_profiling(self) -> str:
+        return self.session.end_profiling()
+
+
+def _run(network: OrtNetwork, batch_inputs) -> List:
+    import torch
+    outputs = network(batch_inputs.detach().float().cpu().numpy())
+    return [torch.from_numpy(o).to(batch_inputs.device) for o in outputs]
+
+
+def attach_onnxruntime(model, network: OrtNetwork):
+    """Make ``model`` (an mmdet detector or mmseg segmentor, built from
+    the same config) run its network part in ``network``: its
+    ``predict`` (through ``test_step``, the inferencers and the Runner)
+    then feeds ONNX Runtime's outputs into the model's own heads'
+    ``predict_by_feat`` (mmdet) or ``decode_head.predict_by_feat`` and
+    ``postprocess_result`` (mmseg). Two-stage detectors also run their RoI
+    heads in PyTorch, so their weights must be loaded in ``model``.
+
+    Changes ``model`` in place (instance attributes) and returns it."""
+    from .networks import model_kind, split_outputs
+    kind = model_kind(model)
+    if network.kind is not None and network.kind != kind:
+        raise ValueError(
+            f'{network.path} holds a {network.kind} network but the config '
+            f'builds a {kind}: pass the config it was exported from.')
+
+    if kind == 'segmentor':
+        def encode_decode(inputs, batch_img_metas):
+            logits = split_outputs(kind, _run(network, inputs))['seg_logits']
+            return model.decode_head.predict_by_feat(logits, batch_img_metas)
+
+        model.encode_decode = encode_decode
+        return model
+
+    def predict(batch_inputs, batch_data_samples, rescale: bool = True):
+        outs = split_outputs(kind, _run(network, batch_inputs))
+        metas = [s.metainfo for s in batch_data_samples]
+        if kind == 'single_stage':
+            results = model.bbox_head.predict_by_feat(
+                outs['cls_scores'], outs['bbox_preds'],
+                batch_img_metas=metas, rescale=rescale)
+        else:
+            proposals = model.rpn_head.predict_by_feat(
+                outs['cls_scores'], outs['bbox_preds'],
+                batch_img_metas=metas, rescale=False)
+            results = model.roi_head.predict(
+                tuple(outs['feats']), proposals, batch_data_samples,
+                rescale=rescale)
+        return model.add_pred_to_datasample(batch_data_samples, results)
+
+    if kind not in ('single_stage', 'two_stage'):
+        raise ValueError(f'{network.path}: a bare backbone has no '
+                         'predictions to post-process.')
+    model.predict = predict
+    return model
+
+
+def roi_head_path(onnx_path: str) -> str:
+    """Where the export puts a two-stage detector's RoI-head weights (they
+    run in PyTorch): beside the ``.onnx``."""
+    return osp.splitext(onnx_path)[0] + '.roi_head.pth'
+
+
+def use_onnxruntime(model, onnx_path: str,
+                    threads: Optional[int] = None,
+                    providers: Optional[Sequence[str]] = None):
+    """:func:`attach_onnxruntime` from a file: also takes the class names
+    recorded at export and, for a two-stage detector, loads the RoI-head
+    weights saved beside the ``.onnx`` (weights only). Returns ``model``."""
+    import torch
+
+    from .networks import model_kind
+    network = OrtNetwork(onnx_path, threads=threads, providers=providers)
+    if network.dataset_meta:
+        model.dataset_meta = network.dataset_meta
+    if model_kind(model) == 'two_stage':
+        weights = roi_head_path(onnx_path)
+        if not osp.isfile(weights):
+            raise FileNotFoundError(
+                f'{weights} not found: a two-stage detector\'s RoI heads run '
+                f'in PyTorch with the weights tools/deploy/export_onnx.py '
+                f'writes beside {onnx_path}; export again.')
+        model.roi_head.load_state_dict(
+            torch.load(weights, map_location='cpu', weights_only=True),
+            strict=True)
+    return attach_onnxruntime(model, network)
