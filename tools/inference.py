@@ -49,6 +49,10 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument(
         '--cfg-options', nargs='+', action=DictAction,
         help='override config settings, e.g. model.test_cfg.score_thr=0.1')
+    parser.add_argument(
+        '--backend', choices=('pytorch', 'onnxruntime'), default='pytorch',
+        help='onnxruntime: CHECKPOINT is a .onnx from '
+        'tools/deploy/export_onnx.py (docs/deployment.md)')
     return parser.parse_args(argv)
 
 
@@ -62,7 +66,8 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
                             args.out_dir, device=args.device,
                             score_thr=args.score_thr,
                             batch_size=args.batch_size, classes=args.classes,
-                            cfg_options=args.cfg_options)
+                            cfg_options=args.cfg_options,
+                            backend=args.backend)
     except (InferenceInputError, FileNotFoundError, ValueError) as error:
         raise SystemExit(f'error: {error}')
     count = len(summary['results'])
