@@ -36,6 +36,7 @@ import numpy as np
 from mmengine.config import Config
 
 from ..utils.config import task_of
+from ..utils.config_checks import check_config
 from ..utils.misc import VIDEO_EXTENSIONS
 from ..utils.model_loading import strict_inferencer
 from .inputs import (
@@ -114,6 +115,7 @@ def build_inferencer(config: Union[str, Config],
             f'Checkpoint not found: {checkpoint} (a .pth saved by '
             f'tools/train.py, e.g. work_dirs/<name>/epoch_12.pth)')
     task = task_of(cfg)
+    check_config(cfg)  # typos and neck widths, before the model is built
     # The backbone's ImageNet init_cfg is for training; inference loads the
     # whole model from ``checkpoint`` and must not download anything.
     if cfg.model.get('backbone', {}).get('init_cfg') is not None:

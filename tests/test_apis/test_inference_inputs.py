@@ -122,3 +122,17 @@ def test_bad_inputs_are_skipped_and_listed(tmp_path, model_files):
     assert [osp.basename(e['vis']) for e in summary['results']] == \
         ['x.jpg', 'x_1.jpg', 'x_2.png']
     assert all(osp.isfile(e['vis']) for e in summary['results'])
+
+
+def test_neck_of_another_width_is_named_before_building(model_files,
+                                                        tmp_path):
+    from convmlp_mm.apis import inference
+    from convmlp_mm.utils import ConfigError
+    config, _ = model_files
+    image = write_image(tmp_path / 'x.jpg', 0)
+    # FACTS.md: ConvMLP-M emits 64, 128, 256, 512; L emits 96, ..., 768.
+    with pytest.raises(ConfigError, match=r'model.neck.in_channels is '
+                       r'\[64, 128, 256, 512\] but the backbone '
+                       r"\(arch='l', .*emits \[96, 192, 384, 768\]"):
+        inference(config, None, image, str(tmp_path / 'out'),
+                  cfg_options={'model.backbone.arch': 'l'})
