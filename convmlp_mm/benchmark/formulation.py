@@ -2,7 +2,7 @@
 (:class:`~convmlp_mm.benchmark.reference.ReleaseConvMLP`), our default and
 our default under bf16 autocast, on the same weights and input, timed in
 turns; every speed-up the docs report comes from this table."""
-from typing import List
+from typing import List, Sequence
 
 import torch
 
@@ -16,7 +16,17 @@ from .harness import (
     train_fn,
 )
 from .reference import make_reference, max_relative_difference
-from .sections import build_backbone, display_name, fmt_shape
+from .sections import (
+    MODEL_PAIRS,
+    build_backbone,
+    build_whole_model,
+    display_name,
+    fmt_shape,
+    synthetic_batch,
+)
+
+# Whole models timed on the default backbone and on the reference.
+WHOLE_MODELS = ('RetinaNet', 'Semantic FPN')
 
 
 def _outputs(model, x, amp=None) -> List[torch.Tensor]:
@@ -119,3 +129,66 @@ def formulation_targets(rows: List[dict]) -> List[dict]:
                             goal='<= 2e-2', value=f'{diff:.1e}',
                             met=diff <= 2e-2))
     return out
+
+
+def run_whole_model_reference(args, device, settings,
+                              titles: Sequence[str] = WHOLE_MODELS
+                              ) -> List[dict]:
+    """``train_step`` (AdamW) of RetinaNet and Semantic FPN (``titles``)
+    with ConvMLP-S, on the default backbone and on the reference holding the
+    same weights, timed in turns."""
+    from mmengine.optim import OptimWrapper
+    from mmengine.registry import DefaultScope
+    rows = []
+    for title, config, _, scope, shape in MODEL_PAIRS:
+        if title not in titles:
+            continue
+        shape = args.model_shape or shape
+        data = synthetic_batch(scope, shape, args.batch, device)
+        steps = {}
+        for variant in ('reference', 'default'):
+            model = build_whole_model(config, scope, device)
+            if variant == 'reference':
+                # the configs' stochastic depth (0.1 per stage) in both
+                model.backbone = make_reference(model.backbone)
+            else:
+                model.backbone.load_state_dict(
+                    steps['reference'].model.backbone.state_dict())
+            model.train()
+            optim = OptimWrapper(optimizer=torch.optim.AdamW(
+                model.parameters(), lr=1e-4, weight_decay=1e-4))
+            steps[variant] = _Step(model, optim, data, scope, DefaultScope)
+        times = measure_interleaved(steps, settings)
+        row = dict(model=title, backbone='ConvMLP-S', size=fmt_shape(shape),
+                   batch=args.batch,
+                   reference_s=times['reference'].median,
+                   reference_iqr_s=times['reference'].iqr,
+                   default_s=times['default'].median,
+                   default_iqr_s=times['default'].iqr,
+                   default_vs_reference=times['reference'].median /
+                   times['default'].median)
+        rows.append(row)
+        log(f'{title} {row["size"]}: reference {row["reference_s"]:.2f} s, '
+            f'default {row["default_s"]:.2f} s')
+    return rows
+
+
+class _Step:
+    """One ``train_step`` of a whole model in its registry scope."""
+
+    def __init__(self, model, optim, data, scope, default_scope):
+        self.model, self.optim, self.data = model, optim, data
+        self.scope, self.default_scope = scope, default_scope
+
+    def __call__(self):
+        with self.default_scope.overwrite_default_scope(self.scope):
+            return self.model.train_step(self.data, self.optim)
+
+
+WHOLE_MODEL_COLUMNS = [
+    ('model', 'model', 's'), ('backbone', 'backbone', 's'),
+    ('size', 'size', 's'), ('reference s/iter', 'reference_s', '.2f'),
+    ('IQR', 'reference_iqr_s', '.2f'), ('default s/iter', 'default_s', '.2f'),
+    ('IQR', 'default_iqr_s', '.2f'),
+    ('default vs reference', 'default_vs_reference', '.2f'),
+]

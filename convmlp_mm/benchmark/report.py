@@ -3,6 +3,7 @@ from typing import List
 
 from .formulation import FORMULATION_COLUMNS
 from .harness import table
+from .profiling import profile_report
 from .reference import REFERENCE
 
 
@@ -85,6 +86,8 @@ def report(result: dict) -> str:
                   'turns; diff = max|out - reference fp32| / '
                   'max|reference fp32|)', '',
                   table(result['formulation'], FORMULATION_COLUMNS)]
+    if result.get('profile'):
+        parts += profile_report(result['profile'])
     if result['backbones']:
         parts += ['', '**Backbones** (median of runs, IQR; FLOP = 2 MACs, '
                   'a training step counted as 3 forwards)', '',

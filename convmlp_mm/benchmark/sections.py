@@ -29,8 +29,8 @@ ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 # Paper Table 3, GMACs at 224x224 (docs/model_zoo.md).
 PAPER_GMACS = {'s': 2.4, 'm': 3.9, 'l': 9.9}
 
-SECTIONS = ('complexity', 'formulation', 'backbones', 'switches', 'scaling',
-            'models')
+SECTIONS = ('complexity', 'formulation', 'profile', 'backbones',
+            'switches', 'scaling', 'models', 'model_reference')
 
 # Whole models: (name, config, counterpart name, counterpart config, shape).
 MODEL_PAIRS = [

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from convmlp_mm import ConvMLP
-from convmlp_mm.benchmark import harness, reference
+from convmlp_mm.benchmark import formulation, harness, reference
 
 from helpers import load_tool
 
@@ -75,6 +75,21 @@ def test_release_formulation_has_the_same_gradients():
             assert cosine > 0.999, name
 
 
+def test_whole_model_runs_on_the_reference_backbone():
+    """RetinaNet trains on the reference backbone with the default's
+    weights: both variants are timed and the ratio is theirs."""
+    args = SimpleNamespace(model_shape=(64, 64), batch=1)
+    settings = harness.Settings(warmup=0, min_runs=1, min_time=0.0,
+                                max_runs=1, threads=1)
+    rows = formulation.run_whole_model_reference(
+        args, torch.device('cpu'), settings, titles=('RetinaNet', ))
+    assert [(r['model'], r['size']) for r in rows] == [('RetinaNet',
+                                                         '64x64')]
+    row = rows[0]
+    assert row['default_vs_reference'] == pytest.approx(
+        row['reference_s'] / row['default_s'])
+
+
 def test_release_formulation_refuses_ablations():
     with pytest.raises(ValueError, match='ablation'):
         benchmark.ReleaseConvMLP(arch='s', dwconv=False)
@@ -112,7 +127,7 @@ def test_quick_run_tables_and_json(tmp_path, capsys):
     on_disk = json.loads(out.read_text())
     assert on_disk['quick'] is True
     assert set(on_disk) >= {'environment', 'matmul', 'complexity',
-                            'formulation',
+                            'formulation', 'profile',
                             'backbones', 'switches', 'scaling', 'models',
                             'targets'}
 
@@ -146,6 +161,14 @@ def test_quick_run_tables_and_json(tmp_path, capsys):
     assert any(t['target'].startswith('default fp32 vs reference, ')
                for t in on_disk['targets'])
 
+    profiles = {(r['size'], r['precision']): r for r in on_disk['profile']}
+    assert set(profiles) == {('128x128', 'fp32'), ('128x128', 'bf16')}
+    for row in profiles.values():
+        assert row['step_ms'] > 0 and row['gflop_per_s'] > 0
+        shares = [op['pct'] for op in row['ops']] + [row['other_pct']]
+        assert sum(shares) == pytest.approx(100)
+        assert shares[:-1] == sorted(shares[:-1], reverse=True)
+
     switches = {r['variant']: r for r in on_disk['switches']}
     plain = switches[reference.REFERENCE]
     default = switches['default (channels-last inside)']
@@ -163,7 +186,7 @@ def test_quick_run_tables_and_json(tmp_path, capsys):
     assert any(t['target'].startswith('default fp32 train step vs ref')
                for t in on_disk['targets'])
 
-    for title in ('Parameters and MACs', 'Formulation', 'Backbones',
+    for title in ('Parameters and MACs', 'Formulation', 'Profile', 'Backbones',
                   'Switches',
                   'Cost against pixels', 'Targets'):
         assert f'**{title}' in printed

@@ -9,6 +9,9 @@ Prints Markdown tables and writes the same numbers to JSON:
 3. the release's formulation (the reference every speed-up is measured
    against), the default and bf16 autocast, ConvMLP-S/M/L at 224x224 and
    512x512, training step and inference, with ratios and output differences;
+   then a per-op profile of the default's fp32 and bf16 training step, and
+   RetinaNet's and Semantic FPN's training step on the reference backbone
+   and on the default (``model_reference``);
 4. backbone inference and training-step throughput, peak memory and achieved
    FLOP rate at 224x224, 512x512 and 800x1333, batch 2;
 5. switches on ConvMLP-S: the release's formulation, the default, mixed
@@ -41,8 +44,10 @@ import os.path as osp
 import torch
 
 from convmlp_mm.benchmark.formulation import (
+    WHOLE_MODEL_COLUMNS,
     formulation_targets,
     run_formulation,
+    run_whole_model_reference,
 )
 from convmlp_mm.benchmark.harness import (
     Settings,
@@ -50,7 +55,9 @@ from convmlp_mm.benchmark.harness import (
     log,
     matmul_rate,
     onednn_gemm_rate,
+    table,
 )
+from convmlp_mm.benchmark.profiling import run_profile
 from convmlp_mm.benchmark.report import report, targets
 from convmlp_mm.benchmark.sections import (
     SECTIONS,
@@ -178,6 +185,9 @@ def _run(args: argparse.Namespace, device: torch.device) -> dict:
         if 'complexity' in wanted else []
     result['formulation'] = run_formulation(args, device, settings) \
         if 'formulation' in wanted else []
+    result['profile'] = run_profile(
+        args, device, settings, result['matmul']) \
+        if 'profile' in wanted else []
     result['backbones'] = run_backbones(
         args, device, settings, result['matmul']) \
         if 'backbones' in wanted else []
@@ -187,11 +197,19 @@ def _run(args: argparse.Namespace, device: torch.device) -> dict:
         if 'scaling' in wanted else []
     result['models'] = run_models(args, device, settings) \
         if args.models else []
+    result['model_reference'] = run_whole_model_reference(
+        args, device, settings) if 'model_reference' in wanted and not (
+            args.quick or args.no_models) else []
     result['targets'] = formulation_targets(result['formulation']) + \
         targets(result['switches'], result['scaling'])
     result['environment']['load_average_after'] = list(os.getloadavg())
 
     text = report(result)
+    if result['model_reference']:
+        text += ('\n\n**Whole models on the reference and on the default '
+                 'backbone** (`train_step`, AdamW, synthetic batch, same '
+                 'weights, timed in turns)\n\n' + table(
+                     result['model_reference'], WHOLE_MODEL_COLUMNS))
     print(text)
     os.makedirs(osp.dirname(osp.abspath(args.json)), exist_ok=True)
     with open(args.json, 'w') as f:
