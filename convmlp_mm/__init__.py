@@ -37,6 +37,7 @@ from .install_check import check_mmcv_ops  # noqa: E402
 check_mmcv_ops()
 
 from . import engine  # noqa: E402,F401  (registers hooks and wrappers)
+from .datasets import transforms  # noqa: E402,F401  (loading that names the file)
 from .models import (  # noqa: E402
                      ARCH_ZOO,
                      REGISTERED_IN,

@@ -3,6 +3,7 @@
 work dir, all before anything is built."""
 from mmengine.config import Config
 
+from ..datasets.transforms import use_checked_loading
 from .auto_resume import apply_resume
 from .classes import check_classes
 from .config import (
@@ -45,6 +46,7 @@ def prepare_train_config(args) -> Config:
     apply_class_options(cfg, args, 'train')
     check_annotation_files(cfg, 'train')
     check_dataset_contents(cfg, 'train')
+    use_checked_loading(cfg)
     check_classes(cfg, 'train')
     if getattr(args, 'backbone_checkpoint', None):
         set_backbone_checkpoint(cfg, args.backbone_checkpoint)
@@ -72,6 +74,7 @@ def prepare_test_config(args) -> Config:
     apply_class_options(cfg, args, 'test')
     check_annotation_files(cfg, 'test')
     check_dataset_contents(cfg, 'test')
+    use_checked_loading(cfg)
     check_classes(cfg, 'test')
     set_work_dir(cfg, args.config, args.work_dir)
     cfg.load_from = args.checkpoint

@@ -236,3 +236,37 @@ def test_nan_metric_stops_the_run(tmp_path):
         custom_hooks=[dict(type='NonFiniteMetricHook')])
     with pytest.raises(NonFiniteMetricError, match=r'aAcc=nan'):
         runner.val()
+
+
+def test_tools_load_images_through_the_checked_transform():
+    from mmengine.config import Config
+
+    from convmlp_mm.datasets.transforms import use_checked_loading
+    cfg = Config.fromfile(RETINANET)
+    # mmdet's RetinaNet base: one LoadImageFromFile per train/val/test
+    # pipeline.
+    assert use_checked_loading(cfg) == 3
+    assert cfg.train_dataloader.dataset.pipeline[0].type == \
+        'CheckedLoadImageFromFile'
+
+
+def test_truncated_jpeg_found_when_read(tmp_path, monkeypatch):
+    """Past the images read before training, the loading transform names
+    a truncated image when training reaches it."""
+    from convmlp_mm.utils import dataset_checks
+
+    from toy_runner import write_tiny_coco
+    data_root, config = write_tiny_coco(tmp_path)
+    image = osp.join(data_root, 'train2017', '000000000001.jpg')
+    with open(image, 'rb') as f:
+        data = f.read()
+    with open(image, 'wb') as f:
+        f.write(data[:len(data) * 2 // 3])
+    monkeypatch.setattr(dataset_checks, 'MAX_FILES_READ', 0)
+    tool = load_tool('tools/train.py')
+    with pytest.raises(SystemExit) as info:
+        tool.main([config, '--data-root', data_root, '--work-dir',
+                   str(tmp_path / 'work')])
+    message = str(info.value.code)
+    assert message.startswith(f'error: image: {image} is not a complete '
+                              'JPEG file')
