@@ -46,6 +46,7 @@ from convmlp_mm.deploy import (
 from convmlp_mm.deploy.evaluate import evaluate
 from convmlp_mm.deploy.quantize import calibration_inputs, quantize_int8
 from convmlp_mm.utils.allocator import keep_freed_cpu_memory
+from convmlp_mm.utils.cli import command
 from convmlp_mm.utils.misc import list_images
 
 MODELS = dict(
@@ -230,6 +231,7 @@ def report(results: List[dict], env: dict) -> str:
     return '\n'.join(lines)
 
 
+@command
 def main(argv: Optional[Sequence[str]] = None) -> Dict:
     args = parse_args(argv)
     keep_freed_cpu_memory()

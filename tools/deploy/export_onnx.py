@@ -28,6 +28,7 @@ from convmlp_mm.deploy.export import (
 )
 from convmlp_mm.deploy.networks import model_kind
 from convmlp_mm.deploy.runtime import roi_head_path
+from convmlp_mm.utils.cli import command
 from convmlp_mm.utils.safe_loading import CheckpointError
 
 
@@ -52,6 +53,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+@command
 def main(argv: Optional[Sequence[str]] = None) -> dict:
     args = parse_args(argv)
     checkpoint = None if args.checkpoint.lower() == 'none' else \

@@ -33,6 +33,7 @@ from convmlp_mm.deploy import (
     export_onnx,
     load_model,
 )
+from convmlp_mm.utils.cli import command
 
 MODELS = dict(
     retinanet=('configs/detection/retinanet_convmlp_s_fpn_1x_coco.py',
@@ -103,6 +104,7 @@ def check(name: str, checkpoint: Optional[str], args) -> dict:
                 ok=diff <= args.tolerance)
 
 
+@command
 def main(argv: Optional[Sequence[str]] = None) -> list:
     args = parse_args(argv)
     if not torch.cuda.is_available():
