@@ -1,10 +1,37 @@
 """Install with ``make install`` (see README): mmcv must be built from source
 against an already installed torch, which ``pip install`` alone cannot do."""
+import os
 import os.path as osp
+import shutil
 
 from setuptools import find_packages, setup
 
 here = osp.dirname(osp.abspath(__file__))
+
+
+def copy_mim_files() -> None:
+    """mim reads a package's model index from ``<package>/.mim/`` (mmdet
+    and mmseg ship theirs so): copy model-index.yml and configs/ there, as
+    plain files, whenever setup.py runs (wheel, sdist, editable install).
+    From an sdist the copy is already in the package."""
+    mim_dir = osp.join(here, 'convmlp_mm', '.mim')
+    for name in ('model-index.yml', 'configs'):
+        src, dst = osp.join(here, name), osp.join(mim_dir, name)
+        if not osp.exists(src):
+            continue
+        if osp.isdir(dst) and not osp.islink(dst):
+            shutil.rmtree(dst)
+        elif osp.lexists(dst):
+            os.remove(dst)
+        os.makedirs(mim_dir, exist_ok=True)
+        if osp.isdir(src):
+            shutil.copytree(src, dst,
+                            ignore=shutil.ignore_patterns('__pycache__'))
+        else:
+            shutil.copyfile(src, dst)
+
+
+copy_mim_files()
 version = {}
 with open(osp.join(here, 'convmlp_mm', 'version.py')) as f:
     exec(f.read(), version)
@@ -58,6 +85,12 @@ setup(
         ],
     },
     include_package_data=True,
+    package_data={
+        'convmlp_mm': [
+            '.mim/model-index.yml', '.mim/configs/*/*.py',
+            '.mim/configs/*/*.yml', '.mim/configs/*/_base_/*.py'
+        ]
+    },
     license='Apache-2.0',
     classifiers=[
         'Programming Language :: Python :: 3',
