@@ -11,6 +11,9 @@ import torch
 from mmengine.config import Config
 from mmengine.registry import MODELS, init_default_scope
 
+from convmlp_mm.models import CheckpointMismatchError
+from convmlp_mm.utils.model_loading import NonFiniteCheckpointError
+
 from tools_run import explain, tool_env
 from toy_runner import REPO, TRAIN, write_tiny_coco
 
@@ -88,3 +91,23 @@ def test_load_from_of_other_class_count_needs_the_opt_in(tiny, tmp_path):
     assert 'bbox_head.retina_cls.weight, bbox_head.retina_cls.bias' in \
         proc.stdout + proc.stderr
     assert (tmp_path / 'epoch_1.pth').is_file()
+
+
+@pytest.mark.parametrize('which, error', [
+    ('five', 'another number of classes'),
+    ('nan', 'tensors hold NaN or inf'),
+])
+def test_inference_loads_strictly(tiny, which, error):
+    from convmlp_mm.apis.inference import build_inferencer
+    classes = ('circle', 'square', 'triangle')
+    with pytest.raises((CheckpointMismatchError, NonFiniteCheckpointError),
+                       match=error) as info:
+        build_inferencer(tiny['config'], tiny[which], device='cpu',
+                         classes=classes)
+    assert tiny[which] in str(info.value)
+    # The checkpoint that fits loads, and its weights are the model's.
+    inferencer = build_inferencer(tiny['config'], tiny['three'],
+                                  device='cpu', classes=classes)[0]
+    saved = torch.load(tiny['three'], weights_only=True)['state_dict']
+    for key, value in inferencer.model.state_dict().items():
+        assert torch.equal(value, saved[key]), key
