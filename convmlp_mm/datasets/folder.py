@@ -28,7 +28,7 @@ class SyntheticDatasetError(ValueError):
     """A dataset folder that cannot be written or reused."""
 
 
-def more(items: List[str], shown: int = 3) -> str:
+def _more(items: List[str], shown: int = 3) -> str:
     return ', ...' if len(items) > shown else ''
 
 
@@ -130,14 +130,14 @@ def build_folder(root: str, kind: str, args: Dict,
             if extra:
                 raise SyntheticDatasetError(
                     f'{root} holds files the generator did not write '
-                    f'({", ".join(extra[:3])}{more(extra)}'
+                    f'({", ".join(extra[:3])}{_more(extra)}'
                     '); refusing to replace it. Move them out or delete the '
                     'folder')
             if not damaged:
                 return root  # the same dataset, intact: reuse it
             # Ours, same arguments: the same bytes come back.
             print(f'{root} is damaged ({", ".join(damaged[:3])}'
-                  f'{more(damaged)}); rebuilding it')
+                  f'{_more(damaged)}); rebuilding it')
             rebuild = True
         elif os.listdir(root):
             raise SyntheticDatasetError(
