@@ -14,8 +14,10 @@ config) does three things, and nothing else:
    (:func:`convmlp_mm.utils.safe_loading.register_safe_loaders`): the one
    process-wide change the import makes.
 
-It also silences the one ``pkg_resources is deprecated`` warning that
-mmengine's ``mmdet::``/``mmseg::`` config handling triggers.
+Before that it checks that mmcv has its compiled ops (one ``ImportError``
+pointing to ``make install`` otherwise, :mod:`convmlp_mm.install_check`), and
+it silences the one ``pkg_resources is deprecated`` warning that mmengine's
+``mmdet::``/``mmseg::`` config handling triggers.
 
 The tools make one more process-wide change, the allocator setting
 (:mod:`convmlp_mm.utils.allocator`, switch ``CONVMLP_KEEP_FREED_MEMORY=0``),

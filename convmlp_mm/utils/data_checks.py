@@ -296,7 +296,8 @@ def check_category_names(cfg, mode: str = 'train') -> None:
                 f' is one of the classes {loader_name} trains on '
                 f'({", ".join(classes[:5])}'
                 f'{", ..." if len(classes) > 5 else ""}), '
-                'so every image would be dropped. Set '
+                'so every image would be dropped. Pass --classes auto to '
+                'train on the file\'s categories, or set '
                 f'{loader_name}.dataset.metainfo.classes (and the head\'s '
-                'num_classes) to the dataset\'s categories, as '
-                'configs/demo/ does for the built-in data.')
+                'num_classes) to them, as configs/demo/ does for the '
+                'built-in data.')
