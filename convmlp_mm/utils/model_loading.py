@@ -119,6 +119,13 @@ def describe_checkpoint(model_state: Mapping, state: Mapping,
                     f'({size}backbone plus norm.*/head.*, e.g. the release\'s '
                     f'convmlp_*_imagenet.pth): {init_cfg}.')
         return f'It looks like a {size}backbone-only checkpoint: {init_cfg}.'
+    if all(k.startswith('backbone.') for k in state) and any(
+            not k.startswith('backbone.') for k in model_state):
+        arch = guess_arch(_sub(state, 'backbone.'))
+        size = f'ConvMLP-{arch.upper()} ' if arch else ''
+        return (f'It holds only {size}backbone tensors (backbone.*, e.g. '
+                'from tools/model_converters/convmlp2mmdet.py --add-prefix): '
+                f'{init_cfg}.')
     model_task, task = _task(model_state), _task(state)
     if model_task and task and model_task != task:
         return (f'It looks like a {task} checkpoint and this is a '

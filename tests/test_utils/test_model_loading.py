@@ -94,6 +94,14 @@ def test_backbone_only_and_imagenet_files(retinanet, tmp_path, classifier):
     assert f'{len(retinanet.state_dict())} of the model' in message
 
 
+def test_detector_file_with_the_backbone_only(retinanet, tmp_path):
+    state = {k: v for k, v in retinanet.state_dict().items()
+             if k.startswith('backbone.')}
+    message = mismatch(retinanet, save(tmp_path, state))
+    assert 'only ConvMLP-S backbone tensors' in message
+    assert 'model.backbone.init_cfg' in message
+
+
 def test_other_number_of_classes_is_an_opt_in(retinanet, tmp_path):
     three = build(RETINANET, num_classes=3)
     path = save(tmp_path, three.state_dict())

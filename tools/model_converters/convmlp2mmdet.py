@@ -3,8 +3,9 @@
 
 The output holds ``{'state_dict': ..., 'meta': ...}`` with the classifier's
 ``norm.*``/``head.*`` removed and every tensor checked against the ConvMLP of
-the given size. With ``--add-prefix`` the keys start with ``backbone.``, the
-form a detector/segmentor ``load_from`` expects.
+the given size. With ``--add-prefix`` the keys start with ``backbone.``, as
+in a detector/segmentor checkpoint; either form goes into the backbone's
+``init_cfg`` (a whole-model ``load_from`` refuses a backbone-only file).
 
     python tools/model_converters/convmlp2mmdet.py \
         convmlp_s_imagenet.pth convmlp_s_backbone.pth [--arch s] [--add-prefix]
