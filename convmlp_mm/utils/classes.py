@@ -199,6 +199,18 @@ def _check_subset(cfg: Config, mode: str) -> None:
     if cfg.get('classes_subset_ok'):
         return
     for loader_name, dataset, classes in dataset_classes(cfg, mode):
+        listed = osp.join(dataset.get('data_root') or '', CLASS_LIST_FILE)
+        if task_of(cfg) == 'segmentation' and classes and \
+                dataset.get('data_root') and osp.isfile(listed):
+            with open(listed, encoding='utf-8') as f:
+                names = [line.strip() for line in f if line.strip()]
+            if len(names) != len(classes):
+                raise ConfigError(
+                    f'{listed} names {len(names)} classes but {loader_name} '
+                    f'trains {len(classes)} ({", ".join(classes[:5])}'
+                    f'{", ..." if len(classes) > 5 else ""}); '
+                    f'{SUBSET_FIX}.')
+            continue
         path = _ann_path(dataset)
         if not classes or 'Coco' not in str(dataset.get('type', '')) or \
                 path is None or not osp.isfile(path) or \

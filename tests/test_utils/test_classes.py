@@ -149,3 +149,21 @@ def test_classes_by_name_on_the_command_line(catdog_root, tmp_path):
 def os_remove(path):
     import os
     os.remove(path)
+
+
+def test_a_segmentation_folders_class_list_against_150_classes_stops(
+        ade_root, tmp_path):
+    with open(f'{ade_root}/classes.txt', 'w') as f:
+        f.write('circle\nsquare\ntriangle\n')
+    try:
+        with pytest.raises(ConfigError) as info:
+            train_cfg(SEMFPN, '--data-root', ade_root, '--work-dir',
+                      str(tmp_path))
+        # mmseg's ADE20KDataset: 150 classes.
+        assert 'names 3 classes but train_dataloader trains 150' in str(
+            info.value)
+        cfg = train_cfg(SEMFPN, '--data-root', ade_root, '--work-dir',
+                        str(tmp_path), '--classes-subset-ok')
+        assert cfg.model.decode_head.num_classes == 150
+    finally:
+        os_remove(f'{ade_root}/classes.txt')
