@@ -3,8 +3,8 @@
 Two runs on one work dir overwrite each other's checkpoints and
 ``last_checkpoint``. The lock is ``fcntl.flock`` on ``WORK_DIR/.train.lock``:
 the kernel releases it when the holding process ends, however it ends
-(SIGKILL, OOM kill, power loss of a network file system's client aside), so
-a killed run never blocks the next one and there is nothing to clean up.
+(SIGKILL, OOM kill), so a killed run never blocks the next one and there is
+nothing to clean up.
 The file keeps the holder's PID for the error message. In a distributed run
 only rank 0 takes it (see ``ConvMLPRunner.train``).
 """
