@@ -3,7 +3,8 @@
 1. Writes the synthetic shapes datasets (COCO and ADE20K layout) under
    ``data/`` unless they are already there.
 2. Trains RetinaNet-ConvMLP-S and Semantic-FPN-ConvMLP-S (and, with
-   ``--with-maskrcnn``, Mask R-CNN-ConvMLP-S) from scratch with
+   ``--with-maskrcnn``, ``--with-cascade``, ``--with-upernet``: Mask
+   R-CNN, Cascade Mask R-CNN, UperNet with ConvMLP-S) from scratch with
    ``tools/train.py`` on the visible configs in ``configs/demo/``, then
    evaluates the last checkpoint with ``tools/test.py`` (pycocotools bbox mAP,
    mmseg mIoU).
@@ -85,6 +86,15 @@ JOBS = {
         'configs/demo/maskrcnn_convmlp_s_fpn_demo_shapes.py', 'coco',
         {'maskrcnn_bbox_mAP': 'coco/bbox_mAP',
          'maskrcnn_segm_mAP': 'coco/segm_mAP'}, by_epoch=True),
+    'cascade':
+    Job('cascade', 'Cascade Mask R-CNN-ConvMLP-S',
+        'configs/demo/cascade_maskrcnn_convmlp_s_fpn_demo_shapes.py', 'coco',
+        {'cascade_bbox_mAP': 'coco/bbox_mAP',
+         'cascade_segm_mAP': 'coco/segm_mAP'}, by_epoch=True),
+    'upernet':
+    Job('upernet', 'UperNet-ConvMLP-S',
+        'configs/demo/upernet_convmlp_s_demo_shapes.py', 'ade20k',
+        {'upernet_mIoU': 'mIoU', 'upernet_mAcc': 'mAcc'}, by_epoch=False),
 }
 
 # --smoke: the whole path in seconds (tests, a quick check of a set-up).
@@ -113,6 +123,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--with-maskrcnn', action='store_true',
                         help='also train Mask R-CNN-ConvMLP-S (about 2x '
                         'the RetinaNet time)')
+    parser.add_argument('--with-cascade', action='store_true',
+                        help='also train Cascade Mask R-CNN-ConvMLP-S')
+    parser.add_argument('--with-upernet', action='store_true',
+                        help='also train UperNet-ConvMLP-S')
     parser.add_argument('--only', nargs='+', choices=sorted(JOBS),
                         help='run only these models')
     parser.add_argument('--fresh', action='store_true',
@@ -314,13 +328,15 @@ def draw_pictures(jobs: Sequence[Job], results: Dict, roots: Dict[str, str],
             shown = find_files(done['show_dir'], '*.jpg', limit=6)
             if not shown:
                 raise SystemExit(f'error: no pictures in {done["show_dir"]}')
-            what = 'boxes and masks' if 'mask' in job.key else 'boxes'
+            what = 'boxes and masks' if any(
+                'segm' in k for k in job.metrics.values()) else 'boxes'
             pictures.append(save_image_grid(
                 shown, out_file,
                 f'{job.title} on validation images: ground truth (left), '
                 f'predicted {what} with score >= 0.5 (right)'))
         else:
             metainfo = Config.fromfile(osp.join(REPO, job.config)).metainfo
+            miou = next(k for k, v in job.metrics.items() if v == 'mIoU')
             preds = find_files(done['predictions'], '*.png', limit=4)
             root = roots[job.dataset]
             samples = [(osp.join(root, 'images', 'validation',
@@ -330,7 +346,7 @@ def draw_pictures(jobs: Sequence[Job], results: Dict, roots: Dict[str, str],
             pictures.append(save_segmentation_figure(
                 samples, metainfo['classes'], metainfo['palette'], out_file,
                 f'{job.title} on validation images (mIoU '
-                f'{done["metrics"]["mIoU"]:.3f} over all of them)'))
+                f'{done["metrics"][miou]:.3f} over all of them)'))
     return pictures
 
 
@@ -344,7 +360,9 @@ def main(argv=None) -> int:
         shutil.rmtree(work_root)
     os.makedirs(work_root, exist_ok=True)
     keys = args.only or (['retinanet', 'semfpn'] +
-                         (['maskrcnn'] if args.with_maskrcnn else []))
+                         (['maskrcnn'] if args.with_maskrcnn else []) +
+                         (['cascade'] if args.with_cascade else []) +
+                         (['upernet'] if args.with_upernet else []))
     jobs = [JOBS[k] for k in keys]
 
     print('== data', flush=True)
