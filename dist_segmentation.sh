@@ -7,4 +7,9 @@ if [ $# -lt 3 ]; then
     echo "usage: $0 CONFIG GPUS DATA_ROOT [tools/train.py args]" >&2
     exit 2
 fi
-exec "$(dirname "$0")/tools/dist_train.sh" segmentation "$@"
+CONFIG=$1
+GPUS=$2
+DATA_ROOT=$3
+shift 3
+exec "$(dirname "$0")/tools/dist_train.sh" "$CONFIG" "$GPUS" \
+    --task segmentation --data-root "$DATA_ROOT" "$@"

@@ -1,19 +1,19 @@
 #!/usr/bin/env bash
-# Distributed training with torchrun: tools/dist_train.sh TASK CONFIG GPUS DATA_ROOT [train.py args]
-# (what ./dist_detection.sh and ./dist_segmentation.sh run). One process per
-# GPU; on a machine without CUDA, GPUS CPU processes over gloo.
-# Several nodes: NNODES, NODE_RANK, MASTER_ADDR, PORT, as upstream's dist_train.sh.
+# Distributed training with torchrun, as upstream's tools/dist_train.sh:
+#   tools/dist_train.sh CONFIG GPUS [tools/train.py args]
+# (./dist_detection.sh and ./dist_segmentation.sh CONFIG GPUS DATA_ROOT add
+# --task and --data-root). One process per GPU; on a machine without CUDA,
+# GPUS CPU processes over gloo.
+# Several nodes: NNODES, NODE_RANK, MASTER_ADDR, PORT, as upstream.
 set -euo pipefail
 
-if [ $# -lt 4 ]; then
-    echo "usage: $(basename "$0") {detection|segmentation} CONFIG GPUS DATA_ROOT [tools/train.py args]" >&2
+if [ $# -lt 2 ]; then
+    echo "usage: $(basename "$0") CONFIG GPUS [tools/train.py args]" >&2
     exit 2
 fi
-TASK=$1
-CONFIG=$2
-GPUS=$3
-DATA_ROOT=$4
-shift 4
+CONFIG=$1
+GPUS=$2
+shift 2
 NNODES=${NNODES:-1}
 NODE_RANK=${NODE_RANK:-0}
 PORT=${PORT:-29500}
@@ -30,10 +30,9 @@ if ! [[ "$GPUS" =~ ^[1-9][0-9]*$ ]]; then
     exit 2
 fi
 
-# Task, config and data folder are checked once, here, rather than failing
+# Config, task and data folder are checked once, here, rather than failing
 # in every process.
-"$PYTHON" "$ROOT/tools/train.py" "$CONFIG" --task "$TASK" \
-    --data-root "$DATA_ROOT" --preflight "$@"
+"$PYTHON" "$ROOT/tools/train.py" "$CONFIG" --preflight "$@"
 
 exec "$PYTHON" -m torch.distributed.run \
     --nnodes="$NNODES" \
@@ -41,5 +40,4 @@ exec "$PYTHON" -m torch.distributed.run \
     --master_addr="$MASTER_ADDR" \
     --nproc_per_node="$GPUS" \
     --master_port="$PORT" \
-    "$ROOT/tools/train.py" "$CONFIG" \
-    --task "$TASK" --data-root "$DATA_ROOT" --launcher pytorch "$@"
+    "$ROOT/tools/train.py" "$CONFIG" --launcher pytorch "$@"
