@@ -126,6 +126,10 @@ class ResumableIterBasedTrainLoop(IterBasedTrainLoop):
             epoch, done = divmod(done, len(self.dataloader))
         _skip(self.dataloader, done, f'at iteration {self._iter + 1}')
         self.dataloader_iterator = _InfiniteIterator(self.dataloader, epoch)
+        if not hasattr(batch_sampler, 'skip'):
+            # A data loader built by the caller: mmengine's way, fetching.
+            for _ in range(done):
+                next(self.dataloader_iterator)
 
     def run(self) -> None:
         self.runner.call_hook('before_train')
