@@ -12,6 +12,17 @@ from .sections import build_backbone, complexity, display_name, fmt_shape
 # Ops shown per profile; the rest is summed into one row.
 TOP_OPS = 8
 
+# Ops that run the convolutions and matrix products (forward and backward):
+# the arithmetic the FLOP count measures. Everything else (norms,
+# activations, adds, copies, pooling) is memory-bound.
+MATRIX_OPS = ('mm', 'addmm', 'bmm', 'linear', 'matmul')
+
+
+def is_compute(op: str) -> bool:
+    """Whether a profiler op name is a convolution or a matrix product."""
+    name = op.split('::')[-1]
+    return 'conv' in name or name in MATRIX_OPS
+
 
 def profile_step(fn, steps: int = 2) -> Dict[str, float]:
     """Self CPU time (s per step) of each op over ``steps`` calls of
@@ -55,7 +66,9 @@ def run_profile(args, device, settings, rates: Dict[str, float]
                 gflop_per_s=gflops, pct_of_gemm=100 * gflops / gemm,
                 ops=[dict(op=k, ms=v * 1e3, pct=100 * v / total)
                      for k, v in top],
-                other_pct=100 * (1 - sum(v for _, v in top) / total)))
+                other_pct=100 * (1 - sum(v for _, v in top) / total),
+                compute_pct=100 * sum(v for k, v in ops.items()
+                                      if is_compute(k)) / total))
             log(f'profile {fmt_shape(shape)} {name}: {step * 1e3:.0f} ms, '
                 f'{gflops:.0f} GFLOP/s')
         model.zero_grad(set_to_none=True)
@@ -72,6 +85,7 @@ def profile_report(rows: List[dict]) -> List[str]:
         out.append(
             f'- {row["model"]} {row["size"]} {row["precision"]}: '
             f'{row["step_ms"]:.0f} ms, {row["gflop_per_s"]:.0f} GFLOP/s '
-            f'({row["pct_of_gemm"]:.0f}% of the GEMM rate); {ops}; '
-            f'other {row["other_pct"]:.0f}%')
+            f'({row["pct_of_gemm"]:.0f}% of the GEMM rate); convolutions '
+            f'and matrix products {row["compute_pct"]:.0f}% of the time; '
+            f'{ops}; other {row["other_pct"]:.0f}%')
     return out

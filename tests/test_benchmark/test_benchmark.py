@@ -168,6 +168,7 @@ def test_quick_run_tables_and_json(tmp_path, capsys):
         shares = [op['pct'] for op in row['ops']] + [row['other_pct']]
         assert sum(shares) == pytest.approx(100)
         assert shares[:-1] == sorted(shares[:-1], reverse=True)
+        assert 0 < row['compute_pct'] < 100
 
     switches = {r['variant']: r for r in on_disk['switches']}
     plain = switches[reference.REFERENCE]
