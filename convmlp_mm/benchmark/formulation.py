@@ -37,9 +37,8 @@ def _outputs(model, x, amp=None) -> List[torch.Tensor]:
 
 def _release_init_bf16_difference(arch: str, x: torch.Tensor) -> float:
     """bf16 autocast against fp32 outputs with the release's
-    initialisation (``init_weights``) instead of PyTorch's default: its
-    truncated-normal Linear weights give larger activations, so bf16's
-    relative rounding shows more (see docs/performance.md)."""
+    initialisation (``init_weights``) instead of PyTorch's default, under
+    which the difference was measured larger (docs/performance.md)."""
     model, _, _ = backbone_from(arch, init_weights=True, drop_path_rate=0.0)
     model = model.to(x.device)
     return max_relative_difference(_outputs(model, x, torch.bfloat16),
