@@ -25,12 +25,20 @@ SMALL_DATA = ['--num-train', '4', '--num-val', '2', '--image-size', '64',
 SHORT_RUN = {
     'retinanet': ['train_cfg.max_epochs=1', 'train_cfg.val_interval=1',
                   'default_hooks.checkpoint.interval=1',
-                  'param_scheduler.0.end=1'],
+                  'param_scheduler.0.end=1',
+                  'train_dataloader.dataset.pipeline.2.scale=(64,64)',
+                  'val_dataloader.dataset.pipeline.1.scale=(64,64)'],
     'fpn': ['train_cfg.max_iters=2', 'train_cfg.val_interval=2',
             'default_hooks.checkpoint.interval=2',
             'param_scheduler.0.end=1', 'param_scheduler.1.begin=1',
-            'param_scheduler.1.end=2'],
+            'param_scheduler.1.end=2',
+            'train_dataloader.dataset.pipeline.2.scale=(64,64)',
+            'train_dataloader.dataset.pipeline.3.crop_size=(64,64)',
+            'model.data_preprocessor.size=(64,64)',
+            'val_dataloader.dataset.pipeline.1.scale=(64,64)'],
 }
+# tools/test.py: the test images at their own size.
+SMALL_TEST = ['test_dataloader.dataset.pipeline.1.scale=(64,64)']
 
 
 def doc_commands():
@@ -56,6 +64,8 @@ def adapt(command: str, workdir) -> str:
     elif 'tools/train.py' in command:
         model = 'retinanet' if 'retinanet' in command else 'fpn'
         extra = ['--cfg-options', *SHORT_RUN[model]]
+    elif 'tools/test.py' in command:
+        extra = ['--cfg-options', *SMALL_TEST]
     return command + ''.join(' ' + shlex.quote(a) for a in extra)
 
 
