@@ -196,7 +196,8 @@ def _walk(folder: str) -> Iterator[str]:
 
 def _train_labels(mask: np.ndarray, reduce_zero_label: bool) -> np.ndarray:
     # mmseg's LoadAnnotations: 0 -> 255, then every label minus one.
-    labels = np.unique(mask).astype(np.int64)
+    # bincount: a few times faster than np.unique on a label image.
+    labels = np.flatnonzero(np.bincount(mask.ravel())).astype(np.int64)
     if reduce_zero_label:
         labels = np.where(labels == 0, 255, labels - 1)
         labels[labels == 254] = 255
