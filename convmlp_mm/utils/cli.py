@@ -59,6 +59,11 @@ def error_line(exc: BaseException) -> str:
         text = str(exc.args[0]) if isinstance(exc, KeyError) and exc.args \
             else str(exc)
         text = text or type(exc).__name__
+    if 'Original Traceback' in text:
+        # torch's DataLoader re-raises a worker's error with the worker's
+        # traceback in the message; its last line is the error itself.
+        last = text.strip().splitlines()[-1]
+        text = last.split(': ', 1)[-1]
     text = one_line(text)
     return text if _is_ours(exc) else text + HINT
 

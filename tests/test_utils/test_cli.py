@@ -103,3 +103,25 @@ def test_decorator_maps_user_errors_and_keeps_bugs(monkeypatch):
     with pytest.raises(ConfigError):
         main(['config', '--debug'])
     assert osp.isdir(REPO)
+
+
+def test_error_from_a_dataloader_worker_is_one_line(monkeypatch):
+    """torch re-raises a worker's exception with the worker's traceback in
+    its message (ExceptionWrapper); the error line keeps the error."""
+    from torch._utils import ExceptionWrapper
+
+    from convmlp_mm.utils import AnnotationError
+    monkeypatch.delenv(DEBUG_ENV, raising=False)
+
+    @command
+    def main(argv=None):
+        try:
+            raise AnnotationError('image: x.jpg is not a complete JPEG file')
+        except AnnotationError:
+            wrapper = ExceptionWrapper(where='in DataLoader worker process 0')
+        wrapper.reraise()
+
+    with pytest.raises(SystemExit) as info:
+        main([])
+    assert info.value.code == \
+        'error: image: x.jpg is not a complete JPEG file'
