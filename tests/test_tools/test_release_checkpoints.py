@@ -178,3 +178,17 @@ def test_an_mmengine_checkpoint_needs_no_conversion(tmp_path):
     proc = run(python_tool(CONVERTER, MASKRCNN, str(path),
                            str(tmp_path / 'out.pth')), tmp_path)
     assert 'needs no conversion' in one_error_line(proc)
+
+
+def test_tools_test_refuses_a_release_file_of_other_classes(coco_root,
+                                                            tmp_path):
+    # Same number of classes, so every tensor fits: only the names recorded
+    # in the file's meta (CLASSES) tell that it is another model.
+    release = tmp_path / 'other.pth'
+    release_maskrcnn(release, classes=('circle', 'square', 'star'))
+    proc = run(python_tool('test.py', MASKRCNN, str(release), '--data-root',
+                           coco_root, '--work-dir', str(tmp_path / 'w'),
+                           '--cfg-options', *detection_options(MASKRCNN)),
+               tmp_path)
+    line = one_error_line(proc)
+    assert "'star'" in line and "'triangle'" in line, line

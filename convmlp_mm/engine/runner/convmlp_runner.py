@@ -12,6 +12,7 @@ from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 from mmengine.runner.checkpoint import CheckpointLoader
 
+from ...models.legacy import check_classes, config_classes, is_legacy_meta
 from ...utils.model_loading import SKIP_HEADS_OPTION, load_state_into_model
 from ...utils.workdir_lock import WorkDirInUseError, WorkDirLock
 
@@ -50,6 +51,12 @@ class ConvMLPRunner(Runner):
             else self.model
         skip = bool(self.cfg.get(SKIP_HEADS_OPTION, False)) and \
             not self._resuming
+        meta = checkpoint.get('meta') if isinstance(checkpoint, dict) else None
+        if is_legacy_meta(meta) and not skip:
+            # The release's mmdet 2 / mmseg 0.x files record their class
+            # names: a file of other classes is refused, naming both lists.
+            check_classes(meta, config_classes(self.cfg),
+                          f'Checkpoint "{filename}"', 'the config')
         load_state_into_model(model, checkpoint, filename,
                               skip_mismatched_heads=skip,
                               revise_keys=revise_keys)
