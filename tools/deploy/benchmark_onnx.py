@@ -250,7 +250,9 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
                          'checkpoints ("none" for random weights)')
     os.makedirs(args.work_dir, exist_ok=True)
     with open(osp.join(args.work_dir, 'results.json'), 'w') as f:
-        json.dump(dict(environment=env, results=results), f, indent=2)
+        # Metrics come back as numpy scalars.
+        json.dump(dict(environment=env, results=results), f, indent=2,
+                  default=float)
     text = report(results, env)
     with open(osp.join(args.work_dir, 'results.md'), 'w') as f:
         f.write(text + '\n')
