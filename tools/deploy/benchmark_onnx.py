@@ -180,7 +180,8 @@ def bench_model(name: str, checkpoint: Optional[str], args) -> dict:
     pipe_times = measure_interleaved(
         {k: _pipeline_fn(big, m, image) for k, m in variants.items()},
         settings)
-    metrics = {k: evaluate(m, cfg, data_root)[spec['metric']]
+    # CocoMetric returns no keys when no image has a detection.
+    metrics = {k: evaluate(m, cfg, data_root).get(spec['metric'])
                for k, m in variants.items()}
 
     base_net = net_times['pytorch'].median
