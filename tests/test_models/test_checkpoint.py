@@ -154,11 +154,13 @@ def test_truncated_file_names_the_file(official_checkpoint, tmp_path):
 def test_http_scheme_is_the_safe_one():
     # mmengine's own http loader unpickles with weights_only=False.
     from convmlp_mm.utils.safe_loading import _load_from_http, _load_from_local
+    # Every scheme loader is wrapped (forced weights_only); underneath,
+    # http(s) and local paths are our own loaders.
     loader = CheckpointLoader._get_checkpoint_loader(
         'https://example.com/x.pth')
-    assert loader is _load_from_http
-    assert CheckpointLoader._get_checkpoint_loader('/x.pth') is \
-        _load_from_local
+    assert loader.__wrapped__ is _load_from_http
+    local = CheckpointLoader._get_checkpoint_loader('/x.pth')
+    assert local.__wrapped__ is _load_from_local
 
 
 def test_unreachable_url_explains_offline_fix(tmp_path, monkeypatch):
