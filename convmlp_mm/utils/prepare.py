@@ -30,24 +30,32 @@ from .run_options import (
 )
 
 
-def prepare_train_config(args) -> Config:
-    """The config ``tools/train.py`` runs, from its parsed arguments.
-
-    Checks the task (``args.task``) and the data folder before anything is
-    built; raises :class:`ConfigError` with what to do.
-    """
+def _load_and_check(args, mode: str) -> Config:
+    """What a ``'train'`` and a ``'test'`` run share: the config with
+    ``--cfg-options``, the task, config keys, data folder, classes and data
+    contents, all checked before anything is built."""
     cfg = load_config(args.config, args.cfg_options, args.launcher)
     if getattr(args, 'task', None):
         check_task(cfg, args.task, args.config)
     check_config(cfg)
     if args.data_root:
         set_data_root(cfg, args.data_root)
-    check_data_paths(cfg, 'train', args.data_root)
-    apply_class_options(cfg, args, 'train')
-    check_annotation_files(cfg, 'train')
-    check_dataset_contents(cfg, 'train')
+    check_data_paths(cfg, mode, args.data_root)
+    apply_class_options(cfg, args, mode)
+    check_annotation_files(cfg, mode)
+    check_dataset_contents(cfg, mode)
     use_checked_loading(cfg)
-    check_classes(cfg, 'train')
+    check_classes(cfg, mode)
+    return cfg
+
+
+def prepare_train_config(args) -> Config:
+    """The config ``tools/train.py`` runs, from its parsed arguments.
+
+    Checks the task (``args.task``) and the data folder before anything is
+    built; raises :class:`ConfigError` with what to do.
+    """
+    cfg = _load_and_check(args, 'train')
     if getattr(args, 'backbone_checkpoint', None):
         set_backbone_checkpoint(cfg, args.backbone_checkpoint)
     if getattr(args, 'tensorboard', False):
@@ -64,18 +72,7 @@ def prepare_train_config(args) -> Config:
 
 def prepare_test_config(args) -> Config:
     """The config ``tools/test.py`` runs, from its parsed arguments."""
-    cfg = load_config(args.config, args.cfg_options, args.launcher)
-    if getattr(args, 'task', None):
-        check_task(cfg, args.task, args.config)
-    check_config(cfg)
-    if args.data_root:
-        set_data_root(cfg, args.data_root)
-    check_data_paths(cfg, 'test', args.data_root)
-    apply_class_options(cfg, args, 'test')
-    check_annotation_files(cfg, 'test')
-    check_dataset_contents(cfg, 'test')
-    use_checked_loading(cfg)
-    check_classes(cfg, 'test')
+    cfg = _load_and_check(args, 'test')
     set_work_dir(cfg, args.config, args.work_dir)
     cfg.load_from = args.checkpoint
     add_test_outputs(cfg, out=args.out, show_dir=args.show_dir)
