@@ -85,8 +85,10 @@ def test_two_runs_then_sigkill_then_a_new_run(tmp_path):
         first.send_signal(signal.SIGKILL)
         first.wait(timeout=60)
 
+    # --no-resume: the killed run may have left checkpoints, which a plain
+    # re-run would resume from (auto-resume); this run starts afresh.
     third = subprocess.run(
-        _train(config, data_root, work_dir, 1), env=env,
+        _train(config, data_root, work_dir, 1) + ['--no-resume'], env=env,
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         timeout=600)
     assert third.returncode == 0, explain(third)
