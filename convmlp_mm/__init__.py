@@ -1,23 +1,24 @@
 """ConvMLP backbone, engine pieces and tools for mmdet 3 and mmsegmentation 1.
 
 Importing this package (``custom_imports=dict(imports=['convmlp_mm'])`` in a
-config) does three things, and nothing else:
+config) does the following, and nothing else:
 
-1. registers :class:`~convmlp_mm.models.ConvMLP` as ``type='ConvMLP'`` in the
+1. checks that mmcv has its compiled ops (one ``ImportError`` pointing to
+   ``make install`` otherwise, :mod:`convmlp_mm.install_check`);
+2. registers :class:`~convmlp_mm.models.ConvMLP` as ``type='ConvMLP'`` in the
    model registry of each of mmdet and mmseg that is installed
    (:mod:`convmlp_mm.models`);
-2. registers every engine class a config of this project, or a config our
-   tools dump, can name: ``AtomicCheckpointHook``, ``NonFiniteLossHook``,
-   ``CPUAmpOptimWrapper``, ``CPUDistributedDataParallel``
-   (:mod:`convmlp_mm.engine`);
-3. routes mmengine's checkpoint loading through ``weights_only=True``
-   (:func:`convmlp_mm.utils.safe_loading.register_safe_loaders`): the one
-   process-wide change the import makes.
-
-Before that it checks that mmcv has its compiled ops (one ``ImportError``
-pointing to ``make install`` otherwise, :mod:`convmlp_mm.install_check`), and
-it silences the one ``pkg_resources is deprecated`` warning that mmengine's
-``mmdet::``/``mmseg::`` config handling triggers.
+3. registers every class a config of this project, or a config our tools
+   dump, can name: hooks, optimizer and model wrappers, the runner and the
+   resumable loops (:mod:`convmlp_mm.engine`), and the image loading
+   transform that names a file it cannot read
+   (:mod:`convmlp_mm.datasets.transforms`);
+4. two process-wide changes: mmengine's checkpoint loading goes through
+   ``weights_only=True`` for every scheme
+   (:func:`convmlp_mm.utils.safe_loading.register_safe_loaders`, no switch:
+   a checkpoint must never run code), and the one ``pkg_resources is
+   deprecated`` warning that mmengine's ``mmdet::``/``mmseg::`` config
+   handling triggers is filtered.
 
 The tools make one more process-wide change, the allocator setting
 (:mod:`convmlp_mm.utils.allocator`, switch ``CONVMLP_KEEP_FREED_MEMORY=0``),
