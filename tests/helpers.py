@@ -1,8 +1,10 @@
 """Test helpers: official-layout checkpoints made from the key list of the
 release's ImageNet checkpoints
 (tests/data/official_imagenet_checkpoint_layout.json)."""
+import hashlib
 import importlib.util
 import json
+import os
 import os.path as osp
 from collections import OrderedDict
 
@@ -42,3 +44,16 @@ def make_official_state_dict(arch: str, seed: int = 0) -> 'OrderedDict':
         else:
             state[key] = torch.randn(shape, generator=gen)
     return state
+
+
+def tree_digest(root: str) -> dict:
+    """SHA-1 of every file under ``root``, by relative path: two folders
+    with equal digests hold the same bytes."""
+    digest = {}
+    for folder, _, files in os.walk(root):
+        for name in files:
+            path = osp.join(folder, name)
+            with open(path, 'rb') as f:
+                digest[osp.relpath(path, root)] = hashlib.sha1(
+                    f.read()).hexdigest()
+    return digest

@@ -2,7 +2,6 @@
 the same bytes, a folder holding anything else or a damaged marker is
 refused, and a generator killed with SIGKILL mid-way leaves nothing that
 the next run does not remove."""
-import hashlib
 import json
 import os
 import os.path as osp
@@ -20,20 +19,9 @@ from convmlp_mm.datasets import (
     make_coco_dataset,
 )
 
-from helpers import REPO
+from helpers import REPO, tree_digest
 
 SMALL = dict(num_train=4, num_val=2, image_size=(64, 48))
-
-
-def tree_digest(root):
-    digest = {}
-    for folder, _, files in os.walk(root):
-        for name in files:
-            path = osp.join(folder, name)
-            with open(path, 'rb') as f:
-                digest[osp.relpath(path, root)] = hashlib.sha1(
-                    f.read()).hexdigest()
-    return digest
 
 
 def test_deleted_image_is_rebuilt(tmp_path):

@@ -1,5 +1,4 @@
 """The built-in synthetic datasets: real formats, reproducible, careful."""
-import hashlib
 import os
 import os.path as osp
 import subprocess
@@ -17,20 +16,9 @@ from convmlp_mm.datasets import (
     make_coco_dataset,
 )
 
-from helpers import REPO
+from helpers import REPO, tree_digest
 
 SMALL = dict(num_train=6, num_val=3, image_size=(96, 64))
-
-
-def tree_digest(root):
-    digest = {}
-    for folder, _, files in os.walk(root):
-        for name in files:
-            path = osp.join(folder, name)
-            with open(path, 'rb') as f:
-                digest[osp.relpath(path, root)] = hashlib.sha1(
-                    f.read()).hexdigest()
-    return digest
 
 
 def test_coco_loads_and_masks_match_boxes(tmp_path):
