@@ -2,6 +2,7 @@
 channel MLPs as 1x1 convolutions on CPU, channels-last weights, gradients
 handed back channels-last; and the allocator setting the tools apply."""
 import os
+import platform
 import subprocess
 import sys
 
@@ -11,7 +12,7 @@ import torch.nn as nn
 from torch.profiler import ProfilerActivity, profile
 
 from convmlp_mm import ConvMLP
-from convmlp_mm.models.layers import ToContiguousNCHW, channel_linear
+from convmlp_mm.models.layers import ToContiguousNCHW, channel_linear, layout
 from convmlp_mm.utils import allocator
 
 CL = torch.channels_last
@@ -27,8 +28,9 @@ def test_channel_linear_fp32_is_the_linear_as_a_convolution():
     torch.manual_seed(0)
     fc = nn.Linear(24, 40)
     x = torch.randn(2, 5, 7, 24, requires_grad=True)
-    out = channel_linear(fc, x)
-    assert 'aten::convolution' in _ops(lambda: channel_linear(fc, x))
+    out = channel_linear(fc, x, 'conv1x1')
+    assert 'aten::convolution' in _ops(
+        lambda: channel_linear(fc, x, 'conv1x1'))
     ref_x = x.detach().clone().requires_grad_()
     ref = fc(ref_x)
     assert out.shape == ref.shape == (2, 5, 7, 40)
@@ -50,6 +52,35 @@ def test_channel_linear_under_bf16_autocast_is_the_linear():
         ref = fc(x)
     assert out.dtype == torch.bfloat16
     assert torch.equal(out, ref)
+
+
+@pytest.mark.parametrize('vendor, expected', [
+    ('AuthenticAMD', 'conv1x1'), ('GenuineIntel', 'linear'), ('', 'linear')])
+def test_channel_linear_auto_takes_the_convolution_only_on_amd(
+        monkeypatch, vendor, expected):
+    """'auto' in fp32 on CPU: the 1x1 convolution where MKL's fp32 GEMM was
+    measured at half oneDNN's rate (AMD), F.linear on Intel and elsewhere
+    (docs/performance.md)."""
+    monkeypatch.setattr(layout, '_cpu_vendor', lambda: vendor)
+    layout.blas_is_slow_here.cache_clear()
+    try:
+        fc = nn.Linear(8, 16)
+        x = torch.randn(2, 5, 7, 8)
+        conv = 'aten::convolution' in _ops(lambda: channel_linear(fc, x))
+        assert conv == (expected == 'conv1x1')
+        assert layout.blas_is_slow_here() == (
+            vendor == 'AuthenticAMD' and torch.backends.mkl.is_available())
+    finally:
+        layout.blas_is_slow_here.cache_clear()
+
+
+def test_cpu_vendor_is_read_from_cpuinfo():
+    """The rule above reads the real vendor on Linux x86 machines."""
+    if platform.machine() in ('x86_64', 'AMD64') and \
+            os.path.exists('/proc/cpuinfo'):
+        assert layout._cpu_vendor()  # e.g. GenuineIntel, AuthenticAMD
+    else:
+        assert layout._cpu_vendor() == ''
 
 
 def test_channel_linear_other_shapes_fall_back_to_linear():

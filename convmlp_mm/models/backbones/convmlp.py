@@ -79,10 +79,11 @@ class ConvMLP(BaseModule):
         with_cp: Activation checkpointing per block: less memory, same
             results, one extra forward per block in the backward pass.
         mlp_impl: How the channel MLPs compute their ``nn.Linear``:
-            ``'auto'`` (default) as a 1x1 convolution in fp32 on CPU, where
-            oneDNN was measured twice as fast as the BLAS, and ``F.linear``
-            everywhere else; ``'linear'`` always ``F.linear``; ``'conv1x1'``
-            always the convolution. Parameters and results are the same (to
+            ``'auto'`` (default) as a 1x1 convolution in fp32 on AMD CPUs,
+            where oneDNN was measured twice as fast as the BLAS (MKL), and
+            ``F.linear`` everywhere else (Intel CPUs, autocast, GPUs);
+            ``'linear'`` always ``F.linear``; ``'conv1x1'`` always the
+            convolution. Parameters and results are the same (to
             float rounding); see :func:`convmlp_mm.models.layers.layout.
             channel_linear`.
         conv_stage: Ablation switch (paper Table 2). ``False`` replaces the

@@ -7,6 +7,7 @@ that make that work: how a channel MLP's ``nn.Linear`` is computed
 (:class:`ToContiguousNCHW`) and activation checkpointing that keeps
 BatchNorm statistics right (:func:`checkpoint_forward`).
 """
+import functools
 from typing import Callable
 
 import torch
@@ -19,24 +20,53 @@ from torch.nn.modules.batchnorm import _BatchNorm
 MLP_IMPLS = ('auto', 'linear', 'conv1x1')
 
 
+def _cpu_vendor() -> str:
+    """``vendor_id`` of /proc/cpuinfo ('GenuineIntel', 'AuthenticAMD'), or
+    '' where there is none (not Linux, not x86)."""
+    try:
+        with open('/proc/cpuinfo') as f:
+            for line in f:
+                if line.startswith('vendor_id'):
+                    return line.split(':', 1)[1].strip()
+    except OSError:
+        pass
+    return ''
+
+
+@functools.lru_cache(maxsize=None)
+def blas_is_slow_here() -> bool:
+    """Whether fp32 ``F.linear`` was measured at about half oneDNN's rate on
+    this kind of CPU: MKL (PyTorch's x86 BLAS) on a non-Intel x86 CPU, where
+    MKL does not dispatch its AVX-512 kernels. On the project's AMD EPYC
+    machines ``F.linear`` ran at 194-207 GFLOP/s and oneDNN at 411-431; on
+    its Intel Xeon MKL ran at 291-314 against oneDNN's 264, and the channel
+    MLPs' backward at 7x7 and 14x14 was 1.2-1.6x faster through MKL
+    (docs/performance.md)."""
+    return bool(torch.backends.mkl.is_available()) and \
+        _cpu_vendor() == 'AuthenticAMD'
+
+
 def channel_linear(fc: nn.Linear, x: torch.Tensor,
                    impl: str = 'auto') -> torch.Tensor:
     """``fc(x)`` over the channels of an NHWC tensor.
 
     ``impl='conv1x1'`` computes the same product as a 1x1 convolution of the
     NCHW view (channels-last memory: no copy), which oneDNN runs, while
-    ``F.linear`` goes to the BLAS, whose fp32 GEMM ran at half oneDNN's rate
-    on this project's AMD CPUs (docs/performance.md). Results agree to float
-    rounding and the parameters stay the Linear's. ``'linear'`` always calls
-    the Linear. ``'auto'`` (the backbone's default) takes the convolution only
-    where it was measured faster: fp32 on CPU outside autocast. Under bf16
-    autocast ``F.linear`` already goes to oneDNN and was the faster of the
-    two; on GPUs it is the plain PyTorch path, not measured otherwise.
+    ``F.linear`` goes to the BLAS. Results agree to float rounding and the
+    parameters stay the Linear's. ``'linear'`` always calls the Linear.
+    ``'auto'`` (the backbone's default) takes the convolution only where it
+    was measured faster: fp32 on CPU outside autocast, on a CPU where MKL's
+    fp32 GEMM runs at half oneDNN's rate (:func:`blas_is_slow_here`: AMD).
+    On Intel CPUs, under bf16 autocast (where ``F.linear`` already goes to
+    oneDNN and was the faster of the two) and on GPUs it is the plain
+    ``F.linear``. The choice is fixed per machine (not timed at run time),
+    so a run and its resumption on the same machine compute alike.
     """
     if impl == 'auto':
         impl = 'conv1x1' if (x.device.type == 'cpu'
                              and x.dtype == torch.float32
-                             and not torch.is_autocast_enabled('cpu')) \
+                             and not torch.is_autocast_enabled('cpu')
+                             and blas_is_slow_here()) \
             else 'linear'
     if impl == 'linear' or x.dim() != 4:
         return fc(x)
