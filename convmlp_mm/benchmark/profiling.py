@@ -55,11 +55,14 @@ def run_profile(args, device, settings, rates: Dict[str, float]
             step = measure(fn, settings).median
             # backward costs about twice the forward
             gflops = 3 * 2 * macs * args.batch / step / 1e9
-            gemm = rates['bfloat16' if amp else 'float32 oneDNN'] \
-                if device.type == 'cpu' else rates['float32']
+            # the best of the machine's GEMM paths for this precision (MKL
+            # or oneDNN: which one wins depends on the CPU's vendor)
+            gemm = rates['bfloat16'] if amp else max(
+                rates['float32'], rates.get('float32 oneDNN', 0.0))
             ops = profile_step(fn)
             total = sum(ops.values())
             top = sorted(ops.items(), key=lambda kv: -kv[1])[:TOP_OPS]
+            compute = sum(v for k, v in ops.items() if is_compute(k)) / total
             rows.append(dict(
                 model=display_name(arch), size=fmt_shape(shape),
                 precision=name, batch=args.batch, step_ms=step * 1e3,
@@ -67,8 +70,12 @@ def run_profile(args, device, settings, rates: Dict[str, float]
                 ops=[dict(op=k, ms=v * 1e3, pct=100 * v / total)
                      for k, v in top],
                 other_pct=100 * (1 - sum(v for _, v in top) / total),
-                compute_pct=100 * sum(v for k, v in ops.items()
-                                      if is_compute(k)) / total))
+                compute_pct=100 * compute,
+                # the rate of the convolutions and products themselves, and
+                # the step's speed-up if everything else took no time
+                compute_gflop_per_s=gflops / compute,
+                compute_pct_of_gemm=100 * gflops / compute / gemm,
+                bound_if_rest_free=1 / compute))
             log(f'profile {fmt_shape(shape)} {name}: {step * 1e3:.0f} ms, '
                 f'{gflops:.0f} GFLOP/s')
         model.zero_grad(set_to_none=True)
@@ -86,6 +93,10 @@ def profile_report(rows: List[dict]) -> List[str]:
             f'- {row["model"]} {row["size"]} {row["precision"]}: '
             f'{row["step_ms"]:.0f} ms, {row["gflop_per_s"]:.0f} GFLOP/s '
             f'({row["pct_of_gemm"]:.0f}% of the GEMM rate); convolutions '
-            f'and matrix products {row["compute_pct"]:.0f}% of the time; '
-            f'{ops}; other {row["other_pct"]:.0f}%')
+            f'and matrix products {row["compute_pct"]:.0f}% of the time, '
+            f'at {row["compute_gflop_per_s"]:.0f} GFLOP/s '
+            f'({row["compute_pct_of_gemm"]:.0f}% of the GEMM rate; the '
+            f'rest taking no time would make the step '
+            f'{row["bound_if_rest_free"]:.2f}x faster); {ops}; other '
+            f'{row["other_pct"]:.0f}%')
     return out

@@ -104,7 +104,7 @@ def _json_safe(meta: dict) -> dict:
 def export_onnx(model: nn.Module, out: str,
                 shape: Sequence[int] = (320, 320),
                 dataset_meta: Optional[dict] = None,
-                opset: int = 18) -> List[str]:
+                opset: int = 20) -> List[str]:
     """Write ``model``'s network (see :class:`ExportNetwork`) to ``out``
     with dynamic height and width, traced at ``shape`` (H, W). Weights are
     embedded in the file (one file; ONNX Runtime's quantization reads it).

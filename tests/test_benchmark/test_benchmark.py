@@ -169,6 +169,11 @@ def test_quick_run_tables_and_json(tmp_path, capsys):
         assert sum(shares) == pytest.approx(100)
         assert shares[:-1] == sorted(shares[:-1], reverse=True)
         assert 0 < row['compute_pct'] < 100
+        # the bound is the step over its convolution/product share
+        assert row['bound_if_rest_free'] == pytest.approx(
+            100 / row['compute_pct'])
+        assert row['compute_gflop_per_s'] == pytest.approx(
+            row['gflop_per_s'] * 100 / row['compute_pct'])
 
     switches = {r['variant']: r for r in on_disk['switches']}
     plain = switches[reference.REFERENCE]

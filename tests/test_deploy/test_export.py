@@ -39,6 +39,12 @@ def test_backbone_size_exports_with_dynamic_height_and_width(tmp_path):
     widths = [o.type.tensor_type.shape.dim[1].dim_value
               for o in model.graph.output]
     assert widths == [64, 128, 256, 512]
+    # The channel MLPs (2 per block, 8 blocks in ConvMLP-S) are 2-D Gemms
+    # with their bias inside, their GELU the native op (opset 20), not the
+    # Div/Erf/Mul/Add pattern ONNX Runtime left unfused at opset 18.
+    ops = [node.op_type for node in model.graph.node]
+    assert ops.count('Gemm') == 2 * 2 * 8 and ops.count('Gelu') == 2 * 8
+    assert 'Erf' not in ops and 'MatMul' not in ops
     # Any size runs, with the strides of FACTS.md: 97x130 gives 25x33,
     # 13x17, 7x9, 4x5.
     outs = OrtNetwork(str(out))(

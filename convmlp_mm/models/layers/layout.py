@@ -68,8 +68,15 @@ def channel_linear(fc: nn.Linear, x: torch.Tensor,
                              and not torch.is_autocast_enabled('cpu')
                              and blas_is_slow_here()) \
             else 'linear'
-    if impl == 'linear' or x.dim() != 4:
+    if x.dim() != 4:
         return fc(x)
+    if impl == 'linear':
+        # F.linear folds the leading dimensions into one GEMM itself; doing
+        # it here (a view: the NHWC tensor is contiguous) also gives the
+        # ONNX export a 2-D Gemm with its bias fused, where a 4-D MatMul
+        # would keep a separate Add (docs/deployment.md).
+        out = F.linear(x.reshape(-1, x.shape[-1]), fc.weight, fc.bias)
+        return out.view(*x.shape[:-1], fc.out_features)
     return F.conv2d(x.permute(0, 3, 1, 2), fc.weight[:, :, None, None],
                     fc.bias).permute(0, 2, 3, 1)
 
