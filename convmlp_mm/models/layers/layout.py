@@ -36,8 +36,8 @@ def _cpu_vendor() -> str:
 @functools.lru_cache(maxsize=None)
 def blas_is_slow_here() -> bool:
     """Whether fp32 ``F.linear`` was measured at about half oneDNN's rate on
-    this kind of CPU: MKL (PyTorch's x86 BLAS) on a non-Intel x86 CPU, where
-    MKL does not dispatch its AVX-512 kernels. On the project's AMD EPYC
+    this kind of CPU: MKL (PyTorch's x86 BLAS) on an AMD CPU, for which MKL
+    does not dispatch its AVX-512 kernels. On the project's AMD EPYC
     machines ``F.linear`` ran at 194-207 GFLOP/s and oneDNN at 411-431; on
     its Intel Xeon MKL ran at 291-314 against oneDNN's 264, and the channel
     MLPs' backward at 7x7 and 14x14 was 1.2-1.6x faster through MKL
