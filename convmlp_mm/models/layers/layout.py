@@ -39,9 +39,9 @@ def blas_is_slow_here() -> bool:
     this kind of CPU: MKL (PyTorch's x86 BLAS) on an AMD CPU, for which MKL
     does not dispatch its AVX-512 kernels. On the project's AMD EPYC
     machines ``F.linear`` ran at 194-207 GFLOP/s and oneDNN at 411-431; on
-    its Intel Xeon MKL ran at 291-314 against oneDNN's 264, and the channel
-    MLPs' backward at 7x7 and 14x14 was 1.2-1.6x faster through MKL
-    (docs/performance.md)."""
+    its Intel Xeon MKL ran at 291-364 against oneDNN's 264-311, and the
+    channel MLPs' forward + backward at 7x7 and 14x14 was 1.2-1.6x faster
+    through MKL (docs/performance.md)."""
     return bool(torch.backends.mkl.is_available()) and \
         _cpu_vendor() == 'AuthenticAMD'
 
@@ -53,7 +53,9 @@ def channel_linear(fc: nn.Linear, x: torch.Tensor,
     ``impl='conv1x1'`` computes the same product as a 1x1 convolution of the
     NCHW view (channels-last memory: no copy), which oneDNN runs, while
     ``F.linear`` goes to the BLAS. Results agree to float rounding and the
-    parameters stay the Linear's. ``'linear'`` always calls the Linear.
+    parameters stay the Linear's. ``'linear'`` always computes ``F.linear``
+    with the Linear's weight and bias (on the 2-D view of a 4-D input, not
+    through ``fc.forward``: a hook or subclass of the Linear is not called).
     ``'auto'`` (the backbone's default) takes the convolution only where it
     was measured faster: fp32 on CPU outside autocast, on a CPU where MKL's
     fp32 GEMM runs at half oneDNN's rate (:func:`blas_is_slow_here`: AMD).
