@@ -200,6 +200,12 @@ def onednn_gemm_rate(n: int, settings: Settings) -> float:
     return 2 * n**3 / m.median / 1e9
 
 
+def best_fp32_rate(rates: Dict[str, float]) -> float:
+    """The best of the machine's fp32 GEMM rates measured in a run (BLAS or
+    oneDNN: which one wins depends on the CPU's vendor)."""
+    return max(v for k, v in rates.items() if k.startswith('float32'))
+
+
 def bf16_supported(device: torch.device) -> bool:
     if device.type == 'cuda':
         return torch.cuda.is_bf16_supported()

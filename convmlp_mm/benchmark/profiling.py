@@ -6,7 +6,13 @@ from typing import Dict, List
 
 import torch
 
-from .harness import bf16_supported, log, measure, train_fn
+from .harness import (
+    best_fp32_rate,
+    bf16_supported,
+    log,
+    measure,
+    train_fn,
+)
 from .sections import build_backbone, complexity, display_name, fmt_shape
 
 # Ops shown per profile; the rest is summed into one row.
@@ -55,10 +61,7 @@ def run_profile(args, device, settings, rates: Dict[str, float]
             step = measure(fn, settings).median
             # backward costs about twice the forward
             gflops = 3 * 2 * macs * args.batch / step / 1e9
-            # the best of the machine's GEMM paths for this precision (MKL
-            # or oneDNN: which one wins depends on the CPU's vendor)
-            gemm = rates['bfloat16'] if amp else max(
-                rates['float32'], rates.get('float32 oneDNN', 0.0))
+            gemm = rates['bfloat16'] if amp else best_fp32_rate(rates)
             ops = profile_step(fn)
             total = sum(ops.values())
             top = sorted(ops.items(), key=lambda kv: -kv[1])[:TOP_OPS]

@@ -11,6 +11,7 @@ import torch.nn as nn
 from ..models.builder import backbone_from
 from .harness import (
     autocast,
+    best_fp32_rate,
     bf16_supported,
     count_forward_copies,
     infer_fn,
@@ -130,8 +131,7 @@ def run_backbones(args, device, settings, rates) -> List[dict]:
                     iqr_ms=m.iqr * 1e3, runs=len(m.times),
                     images_per_s=args.batch / m.median, peak_mib=mem,
                     gflop_per_s=rate,
-                    pct_of_matmul=100 * rate / max(
-                        v for k, v in rates.items() if 'float32' in k)))
+                    pct_of_matmul=100 * rate / best_fp32_rate(rates)))
                 log(f'{display_name(name)} {fmt_shape(shape)} {mode}: '
                     f'{m.median * 1e3:.0f} ms')
             model.zero_grad(set_to_none=True)
