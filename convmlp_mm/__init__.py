@@ -15,13 +15,13 @@ config) does the following, and nothing else:
    (:mod:`convmlp_mm.datasets.transforms`);
 4. two process-wide changes: mmengine's checkpoint loading goes through
    ``weights_only=True`` for every scheme
-   (:func:`convmlp_mm.utils.safe_loading.register_safe_loaders`, no switch:
+   (:func:`convmlp_mm.checkpoint.safe_loading.register_safe_loaders`, no switch:
    a checkpoint must never run code), and the one ``pkg_resources is
    deprecated`` warning that mmengine's ``mmdet::``/``mmseg::`` config
    handling triggers is filtered.
 
 The tools make one more process-wide change, the allocator setting
-(:mod:`convmlp_mm.utils.allocator`, switch ``CONVMLP_KEEP_FREED_MEMORY=0``),
+(:mod:`convmlp_mm.engine.allocator`, switch ``CONVMLP_KEEP_FREED_MEMORY=0``),
 when they build a Runner; importing the package does not.
 """
 import warnings
@@ -32,16 +32,16 @@ import warnings
 warnings.filterwarnings(
     'ignore', message='pkg_resources is deprecated', category=UserWarning)
 
-from .install_check import check_mmcv_ops  # noqa: E402
+from convmlp_mm.install_check import check_mmcv_ops  # noqa: E402
 
 # A plain `pip install -e .` brings mmcv without its compiled ops: one clear
 # ImportError pointing to `make install` instead of a failure deep inside a
 # detector.
 check_mmcv_ops()
 
-from . import engine  # noqa: E402,F401  (registers hooks and wrappers)
-from .datasets import transforms  # noqa: E402,F401  (loading that names the file)
-from .models import (  # noqa: E402
+from convmlp_mm import engine  # noqa: E402,F401  (registers hooks and wrappers)
+from convmlp_mm.datasets import transforms  # noqa: E402,F401  (loading that names the file)
+from convmlp_mm.models import (  # noqa: E402
                      ARCH_ZOO,
                      REGISTERED_IN,
                      CheckpointMismatchError,
@@ -50,11 +50,11 @@ from .models import (  # noqa: E402
                      load_backbone_checkpoint,
                      resolve_arch,
 )
-from .utils.safe_loading import (  # noqa: E402
+from convmlp_mm.checkpoint.safe_loading import (  # noqa: E402
     CheckpointError,
     register_safe_loaders,
 )
-from .version import __version__  # noqa: E402
+from convmlp_mm.version import __version__  # noqa: E402
 
 register_safe_loaders()
 

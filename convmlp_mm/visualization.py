@@ -13,7 +13,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from .utils.fileio import partial_path, replace_atomically
+from convmlp_mm.checkpoint.fileio import partial_path, replace_atomically
 
 __all__ = [
     'find_files', 'load_scalars', 'plot_loss_comparison',

@@ -42,8 +42,8 @@ from convmlp_mm.datasets import (  # noqa: E402
     make_ade20k_dataset,
     make_coco_dataset,
 )
-from convmlp_mm.utils.cli import command  # noqa: E402
-from convmlp_mm.utils.fileio import write_text_atomically  # noqa: E402
+from convmlp_mm.cli import command  # noqa: E402
+from convmlp_mm.checkpoint.fileio import write_text_atomically  # noqa: E402
 
 # What the default demo must reach on the built-in validation split.
 THRESHOLDS = {'bbox_mAP': 0.6, 'mIoU': 0.7}

@@ -23,7 +23,7 @@ from typing import Optional, Sequence
 from mmengine.config import DictAction
 
 from convmlp_mm.apis import InferenceInputError, inference
-from convmlp_mm.utils.cli import command
+from convmlp_mm.cli import command
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:

@@ -22,7 +22,7 @@ from convmlp_mm.datasets import (
     make_ade20k_dataset,
     make_coco_dataset,
 )
-from convmlp_mm.utils.cli import command
+from convmlp_mm.cli import command
 
 
 def parse_args(argv=None) -> argparse.Namespace:

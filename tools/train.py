@@ -11,16 +11,11 @@ from mmengine.config import DictAction
 
 from convmlp_mm.engine import NonFiniteLossError
 from convmlp_mm.models import CheckpointMismatchError
-from convmlp_mm.utils import (
-    AnnotationError,
-    CheckpointError,
-    ConfigError,
-    build_runner,
-    prepare_train_config,
-    setup_cpu_distributed,
-)
-from convmlp_mm.utils.cli import command
-from convmlp_mm.utils.run_options import (
+from convmlp_mm.config.prepare import prepare_train_config
+from convmlp_mm.engine.launch import build_runner, setup_cpu_distributed
+from convmlp_mm.errors import AnnotationError, CheckpointError, ConfigError
+from convmlp_mm.cli import command
+from convmlp_mm.config.options import (
     add_class_arguments,
     add_train_weight_arguments,
 )

@@ -1,6 +1,6 @@
 """Inference on images, folders and videos with a trained detector or
 segmentor (see :mod:`convmlp_mm.apis.inference`)."""
-from .inference import (
+from convmlp_mm.apis.inference import (
                         InferenceInputError,
                         build_inferencer,
                         collect_inputs,

@@ -21,7 +21,7 @@ Output layout (``out_dir``)::
 
 Checkpoints load through mmengine's ``CheckpointLoader``, which
 ``convmlp_mm`` routes through ``weights_only=True``, and must fit the model
-exactly (``convmlp_mm.utils.model_loading``).
+exactly (``convmlp_mm.models.loading``).
 """
 import copy
 import itertools
@@ -35,11 +35,11 @@ import mmengine
 import numpy as np
 from mmengine.config import Config
 
-from ..utils.config import task_of
-from ..utils.config_checks import check_config
-from ..utils.misc import VIDEO_EXTENSIONS
-from ..utils.model_loading import strict_inferencer
-from .inputs import (
+from convmlp_mm.config.core import task_of
+from convmlp_mm.config.checks import check_config
+from convmlp_mm.datasets.image_files import VIDEO_EXTENSIONS
+from convmlp_mm.models.loading import strict_inferencer
+from convmlp_mm.apis.inputs import (
     InferenceInputError,
     check_regular_file,
     collect_inputs,
@@ -135,7 +135,7 @@ def build_inferencer(config: Union[str, Config],
         # SyncBN needs a process group; in eval mode BN computes the same.
         inferencer.model = revert_sync_batchnorm(inferencer.model)
     if onnx_path is not None:
-        from ..deploy.runtime import use_onnxruntime
+        from convmlp_mm.deploy.runtime import use_onnxruntime
         use_onnxruntime(inferencer.model, onnx_path)
 
     num_classes = _head_num_classes(inferencer.model)

@@ -13,7 +13,8 @@ from typing import List, Sequence, Set, Union
 import mmcv
 import numpy as np
 
-from ..utils.misc import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, list_images
+from convmlp_mm.datasets.image_files import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, list_images
+from convmlp_mm.errors import InferenceInputError  # noqa: F401
 
 __all__ = ['InferenceInputError', 'MAX_IMAGE_BYTES', 'collect_inputs',
            'check_regular_file', 'read_image', 'unique_name']
@@ -21,11 +22,6 @@ __all__ = ['InferenceInputError', 'MAX_IMAGE_BYTES', 'collect_inputs',
 #: Larger image files are refused: no photo is this big, and decoding one
 #: could take the machine's memory.
 MAX_IMAGE_BYTES = 256 * 2**20
-
-
-class InferenceInputError(ValueError):
-    """An input path that is neither an image, a folder of images nor a
-    video, or one that cannot be read."""
 
 
 def check_regular_file(path: str, limit: int = 0) -> int:
@@ -57,8 +53,8 @@ def read_image(path: str) -> np.ndarray:
     """The RGB pixels of an image file; :class:`InferenceInputError` naming
     the file when it is not a regular file, too large, truncated or does not
     decode."""
-    from ..utils.data_checks import AnnotationError
-    from ..utils.dataset_checks import check_image_file
+    from convmlp_mm.config.data_checks import AnnotationError
+    from convmlp_mm.datasets.dataset_checks import check_image_file
     check_regular_file(path, MAX_IMAGE_BYTES)
     try:
         check_image_file(path, 'input')

@@ -6,8 +6,8 @@ from typing import List, Sequence
 
 import torch
 
-from ..models.builder import backbone_from
-from .harness import (
+from convmlp_mm.models.builder import backbone_from
+from convmlp_mm.benchmark.harness import (
     autocast,
     bf16_supported,
     infer_fn,
@@ -15,8 +15,8 @@ from .harness import (
     measure_interleaved,
     train_fn,
 )
-from .reference import make_reference, max_relative_difference
-from .sections import (
+from convmlp_mm.benchmark.reference import make_reference, max_relative_difference
+from convmlp_mm.benchmark.sections import (
     MODEL_PAIRS,
     build_backbone,
     build_whole_model,

@@ -23,7 +23,7 @@ import torch
 import torch.nn as nn
 from torch.utils.benchmark import Measurement, Timer
 
-from ..utils.allocator import keep_freed_cpu_memory
+from convmlp_mm.engine.allocator import keep_freed_cpu_memory
 
 
 class Settings:

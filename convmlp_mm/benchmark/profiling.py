@@ -6,14 +6,14 @@ from typing import Dict, List
 
 import torch
 
-from .harness import (
+from convmlp_mm.benchmark.harness import (
     best_fp32_rate,
     bf16_supported,
     log,
     measure,
     train_fn,
 )
-from .sections import build_backbone, complexity, display_name, fmt_shape
+from convmlp_mm.benchmark.sections import build_backbone, complexity, display_name, fmt_shape
 
 # Ops shown per profile; the rest is summed into one row.
 TOP_OPS = 8

@@ -6,7 +6,7 @@ from typing import Sequence
 import torch
 import torch.nn as nn
 
-from ..models import ConvMLP
+from convmlp_mm.models import ConvMLP
 
 # The benchmark tables' name for it.
 REFERENCE = "reference (the release's formulation)"

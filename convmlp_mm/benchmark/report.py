@@ -1,10 +1,10 @@
 """The benchmark's targets table and its Markdown report."""
 from typing import List
 
-from .formulation import FORMULATION_COLUMNS
-from .harness import table
-from .profiling import profile_report
-from .reference import REFERENCE
+from convmlp_mm.benchmark.formulation import FORMULATION_COLUMNS
+from convmlp_mm.benchmark.harness import table
+from convmlp_mm.benchmark.profiling import profile_report
+from convmlp_mm.benchmark.reference import REFERENCE
 
 
 def targets(switches, scaling) -> List[dict]:

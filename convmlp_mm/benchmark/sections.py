@@ -8,8 +8,8 @@ from typing import List, Tuple
 import torch
 import torch.nn as nn
 
-from ..models.builder import backbone_from
-from .harness import (
+from convmlp_mm.models.builder import backbone_from
+from convmlp_mm.benchmark.harness import (
     autocast,
     best_fp32_rate,
     bf16_supported,
@@ -21,7 +21,7 @@ from .harness import (
     peak_memory_mib,
     train_fn,
 )
-from .reference import REFERENCE, make_reference, max_relative_difference
+from convmlp_mm.benchmark.reference import REFERENCE, make_reference, max_relative_difference
 
 # The checkout the package is installed from (``pip install -e``): the
 # whole-model section reads its configs/ from there.

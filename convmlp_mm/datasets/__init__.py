@@ -1,6 +1,6 @@
 """Built-in synthetic datasets in the COCO and ADE20K formats (for the demo,
 tests and quick experiments; nothing to download)."""
-from .synthetic import (
+from convmlp_mm.datasets.synthetic import (
                         DEFAULT_CLASSES,
                         MARKER,
                         SHAPES,

@@ -14,6 +14,7 @@ import os.path as osp
 import shutil
 import tempfile
 from typing import Callable, Dict, List, Tuple
+from convmlp_mm.errors import SyntheticDatasetError  # noqa: F401
 
 __all__ = ['MARKER', 'FORMAT_VERSION', 'SyntheticDatasetError',
            'build_folder']
@@ -22,10 +23,6 @@ __all__ = ['MARKER', 'FORMAT_VERSION', 'SyntheticDatasetError',
 #: files).
 MARKER = '.convmlp_synthetic.json'
 FORMAT_VERSION = 1
-
-
-class SyntheticDatasetError(ValueError):
-    """A dataset folder that cannot be written or reused."""
 
 
 def _more(items: List[str], shown: int = 3) -> str:

@@ -23,7 +23,7 @@ import cv2
 import numpy as np
 from pycocotools import mask as mask_utils
 
-from .folder import (
+from convmlp_mm.datasets.folder import (
     FORMAT_VERSION,
     MARKER,
     SyntheticDatasetError,

@@ -5,7 +5,7 @@ mmcv's ``LoadImageFromFile`` fails on a broken image with a bare
 JPEG cut short as a picture whose bottom is grey, without a word. The tools
 swap it for this subclass in every pipeline (:func:`use_checked_loading`),
 so the images that the checks before training did not read (past
-:data:`~convmlp_mm.utils.dataset_checks.MAX_FILES_READ`) are checked when
+:data:`~convmlp_mm.datasets.dataset_checks.MAX_FILES_READ`) are checked when
 they are read.
 """
 from typing import Optional
@@ -21,13 +21,13 @@ REPLACED = ('LoadImageFromFile', 'mmcv.LoadImageFromFile')
 @TRANSFORMS.register_module()
 class CheckedLoadImageFromFile(LoadImageFromFile):
     """``LoadImageFromFile`` that raises
-    :class:`~convmlp_mm.utils.data_checks.AnnotationError` naming the image
+    :class:`~convmlp_mm.config.data_checks.AnnotationError` naming the image
     when it is missing, not a regular file, a truncated JPEG/PNG, or does
     not decode. Local files only; other backends load as upstream."""
 
     def transform(self, results: dict) -> Optional[dict]:
-        from ..utils.data_checks import AnnotationError
-        from ..utils.dataset_checks import check_image_file
+        from convmlp_mm.config.data_checks import AnnotationError
+        from convmlp_mm.datasets.dataset_checks import check_image_file
         path = results['img_path']
         local = '://' not in str(path) and not self.backend_args and \
             not self.file_client_args
@@ -44,7 +44,7 @@ class CheckedLoadImageFromFile(LoadImageFromFile):
 def use_checked_loading(cfg) -> int:
     """Replace ``LoadImageFromFile`` with :class:`CheckedLoadImageFromFile`
     in every dataset pipeline of ``cfg``; returns how many were replaced."""
-    from ..utils.data_checks import leaf_datasets
+    from convmlp_mm.config.data_checks import leaf_datasets
     count = 0
     for name in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
         loader = cfg.get(name) or {}

@@ -1,7 +1,7 @@
 """Deployment: ONNX export (torch's dynamo exporter), ONNX Runtime
 inference through mmdet's and mmseg's own post-processing, int8
 quantization and BatchNorm folding. See docs/deployment.md."""
-from .export import (
+from convmlp_mm.deploy.export import (
                      DEFAULT_TOLERANCE,
                      ExportError,
                      check_onnx,
@@ -9,15 +9,15 @@ from .export import (
                      load_full_checkpoint,
                      load_model,
 )
-from .fuse import count_batchnorms, fuse_conv_bn
-from .networks import (
+from convmlp_mm.deploy.fuse import count_batchnorms, fuse_conv_bn
+from convmlp_mm.deploy.networks import (
                      DynamicUpsample,
                      ExportNetwork,
                      make_sizes_dynamic,
                      model_kind,
                      split_outputs,
 )
-from .runtime import (
+from convmlp_mm.deploy.runtime import (
                      OrtNetwork,
                      attach_onnxruntime,
                      roi_head_path,

@@ -22,7 +22,7 @@ def evaluate(model, cfg: Config, data_root: Optional[str] = None,
     from mmengine.registry import DefaultScope, init_default_scope
     cfg = copy.deepcopy(cfg)
     if data_root is not None:
-        from ..utils.data_checks import set_data_root
+        from convmlp_mm.config.data_checks import set_data_root
         set_data_root(cfg, data_root)
     init_default_scope(cfg.default_scope)
     with DefaultScope.overwrite_default_scope(cfg.default_scope):

@@ -18,16 +18,13 @@ import torch
 import torch.nn as nn
 from mmengine.config import Config
 
-from .networks import ExportNetwork
+from convmlp_mm.deploy.networks import ExportNetwork
+from convmlp_mm.errors import ExportError  # noqa: F401
 
 # ONNX Runtime against PyTorch, fp32: largest |difference| over the largest
 # |PyTorch output|, per output. Different kernels (oneDNN, MLAS) reorder
 # sums; 1e-4 of the output's range is far below what changes a prediction.
 DEFAULT_TOLERANCE = 1e-4
-
-
-class ExportError(RuntimeError):
-    """The exported graph is invalid or does not reproduce PyTorch."""
 
 
 def load_model(target: str, checkpoint: Optional[str] = None,
@@ -38,7 +35,7 @@ def load_model(target: str, checkpoint: Optional[str] = None,
     strictly (``None``: random weights, for trying the export).
 
     Returns the model and its config (``None`` for a bare size)."""
-    from ..models.builder import backbone_from
+    from convmlp_mm.models.builder import backbone_from
     if checkpoint is not None and not osp.isfile(checkpoint) and \
             not checkpoint.startswith(('http://', 'https://')):
         raise FileNotFoundError(
@@ -47,7 +44,7 @@ def load_model(target: str, checkpoint: Optional[str] = None,
     if not osp.isfile(target):
         model = backbone_from(target, cfg_options)[0]
         if checkpoint is not None:
-            from ..models.checkpoint import load_backbone_checkpoint
+            from convmlp_mm.models.official import load_backbone_checkpoint
             load_backbone_checkpoint(model, checkpoint)
         return model.eval(), None
     cfg = Config.fromfile(target)
@@ -80,7 +77,7 @@ def load_full_checkpoint(model: nn.Module, checkpoint: str) -> dict:
             f'Checkpoint not found: {checkpoint} (a .pth saved by '
             'tools/train.py, e.g. work_dirs/<name>/epoch_12.pth)')
     try:  # issue 12's strict loader, where it exists
-        from ..utils.model_loading import load_model_checkpoint
+        from convmlp_mm.models.loading import load_model_checkpoint
     except ImportError:
         load_model_checkpoint = None
     if load_model_checkpoint is not None:
@@ -147,7 +144,7 @@ def check_onnx(model: nn.Module, path: str,
     above ``tolerance``."""
     import onnx
     onnx.checker.check_model(path, full_check=True)
-    from .runtime import OrtNetwork
+    from convmlp_mm.deploy.runtime import OrtNetwork
     session = OrtNetwork(path)
     network = ExportNetwork(model).eval()
     rows = []

@@ -77,7 +77,7 @@ def attach_onnxruntime(model, network: OrtNetwork):
     heads in PyTorch, so their weights must be loaded in ``model``.
 
     Changes ``model`` in place (instance attributes) and returns it."""
-    from .networks import model_kind, split_outputs
+    from convmlp_mm.deploy.networks import model_kind, split_outputs
     kind = model_kind(model)
     if network.kind is not None and network.kind != kind:
         raise ValueError(
@@ -129,7 +129,7 @@ def use_onnxruntime(model, onnx_path: str,
     weights saved beside the ``.onnx`` (weights only). Returns ``model``."""
     import torch
 
-    from .networks import model_kind
+    from convmlp_mm.deploy.networks import model_kind
     network = OrtNetwork(onnx_path, threads=threads, providers=providers)
     if network.dataset_meta:
         model.dataset_meta = network.dataset_meta

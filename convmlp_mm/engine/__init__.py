@@ -2,7 +2,7 @@
 can name: hooks, optimizer wrappers and model wrappers. Importing this
 package registers them in mmengine's registries, which mmdet's and mmseg's
 fall back to."""
-from .hooks import (
+from convmlp_mm.engine.hooks import (
     PREEMPTED_EXIT_CODE,
     AtomicCheckpointHook,
     NonFiniteLossError,
@@ -12,9 +12,9 @@ from .hooks import (
     PreemptionHook,
     RandomStateHook,
 )
-from .model_wrappers import CPUDistributedDataParallel
-from .optimizers import CPUAmpOptimWrapper
-from .runner import (
+from convmlp_mm.engine.model_wrappers import CPUDistributedDataParallel
+from convmlp_mm.engine.optimizers import CPUAmpOptimWrapper
+from convmlp_mm.engine.runner import (
     ConvMLPRunner,
     ResumableEpochBasedTrainLoop,
     ResumableIterBasedTrainLoop,

@@ -4,9 +4,9 @@ Importing this package registers :class:`ConvMLP` as ``type='ConvMLP'`` in
 the ``MODELS`` registry of each of mmdet and mmseg that is installed, each
 guarded on its own.
 """
-from .arch_zoo import ARCH_ALIASES, ARCH_ZOO, resolve_arch
-from .backbones import ConvMLP
-from .checkpoint import (
+from convmlp_mm.models.arch_zoo import ARCH_ALIASES, ARCH_ZOO, resolve_arch
+from convmlp_mm.models.backbones import ConvMLP
+from convmlp_mm.models.official import (
     CheckpointMismatchError,
     check_state_dict_fits,
     convert_official_keys,

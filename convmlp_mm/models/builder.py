@@ -8,8 +8,8 @@ import torch
 from mmengine.config import Config
 from mmengine.logging import MMLogger
 
-from .arch_zoo import ARCH_ALIASES, ARCH_ZOO
-from .backbones import ConvMLP
+from convmlp_mm.models.arch_zoo import ARCH_ALIASES, ARCH_ZOO
+from convmlp_mm.models.backbones import ConvMLP
 
 IMAGENET_MEAN = (123.675, 116.28, 103.53)
 IMAGENET_STD = (58.395, 57.12, 57.375)

@@ -1,7 +1,7 @@
 """The original release's trained models: mmdet 2 / mmseg 0.x checkpoints.
 
 :func:`upgrade_state_dict` is the one place a whole-model state dict is
-upgraded before the strict fit check (``convmlp_mm.utils.model_loading``
+upgraded before the strict fit check (``convmlp_mm.models.loading``
 calls it for ``load_from``, ``--resume``, ``tools/test.py`` and inference);
 ``tools/model_converters/convmlp_release2mm.py`` uses it offline.
 
@@ -26,6 +26,7 @@ from typing import Dict, Mapping, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
+from convmlp_mm.errors import LegacyCheckpointError  # noqa: F401
 
 # Per module, the (old regex, new) renames from mmdet 2.x / mmseg 0.x to
 # mmdet 3.3 / mmseg 1.2, applied to keys under the module's prefix. Each is
@@ -63,10 +64,6 @@ LEGACY_RENAMES: Dict[str, Tuple[Tuple[str, str], ...]] = {
 # (or with ``CLASSES``, which mmengine never writes) is legacy.
 LEGACY_VERSIONS = (('mmcv_version', '1.'), ('mmdet_version', '2.'),
                    ('mmseg_version', '0.'))
-
-
-class LegacyCheckpointError(ValueError):
-    """A release checkpoint that does not fit the config it is used with."""
 
 
 def is_legacy_meta(meta: Optional[Mapping]) -> bool:

@@ -127,7 +127,7 @@ def test_bad_inputs_are_skipped_and_listed(tmp_path, model_files):
 def test_neck_of_another_width_is_named_before_building(model_files,
                                                         tmp_path):
     from convmlp_mm.apis import inference
-    from convmlp_mm.utils import ConfigError
+    from convmlp_mm.errors import ConfigError
     config, _ = model_files
     image = write_image(tmp_path / 'x.jpg', 0)
     # FACTS.md: ConvMLP-M emits 64, 128, 256, 512; L emits 96, ..., 768.

@@ -15,9 +15,9 @@ from convmlp_mm.engine import ConvMLPRunner, NonFiniteLossError
 from convmlp_mm.engine.hooks.non_finite_loss_hook import (
     last_finite_checkpoint,
 )
-from convmlp_mm.utils.fileio import DiskFullError
-from convmlp_mm.utils.model_loading import NonFiniteCheckpointError
-from convmlp_mm.utils.safe_loading import safe_torch_load
+from convmlp_mm.checkpoint.fileio import DiskFullError
+from convmlp_mm.models.loading import NonFiniteCheckpointError
+from convmlp_mm.checkpoint.safe_loading import safe_torch_load
 
 from toy_runner import ToyDataset, ToyModel
 

@@ -22,7 +22,7 @@ from preemption_runs import (
 )
 
 from convmlp_mm.datasets import make_coco_dataset
-from convmlp_mm.utils import safe_torch_load
+from convmlp_mm.checkpoint.safe_loading import safe_torch_load
 
 from tools_run import REPO, free_port
 

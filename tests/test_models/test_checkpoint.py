@@ -15,7 +15,7 @@ from convmlp_mm.models import (
     extract_state_dict,
     guess_arch,
 )
-from convmlp_mm.utils import CheckpointError
+from convmlp_mm.errors import CheckpointError
 
 from helpers import REPO, make_official_state_dict, official_layout
 
@@ -153,7 +153,7 @@ def test_truncated_file_names_the_file(official_checkpoint, tmp_path):
 
 def test_http_scheme_is_the_safe_one():
     # mmengine's own http loader unpickles with weights_only=False.
-    from convmlp_mm.utils.safe_loading import _load_from_http, _load_from_local
+    from convmlp_mm.checkpoint.safe_loading import _load_from_http, _load_from_local
     # Every scheme loader is wrapped (forced weights_only); underneath,
     # http(s) and local paths are our own loaders.
     loader = CheckpointLoader._get_checkpoint_loader(

@@ -13,7 +13,7 @@ from torch.profiler import ProfilerActivity, profile
 
 from convmlp_mm import ConvMLP
 from convmlp_mm.models.layers import ToContiguousNCHW, channel_linear, layout
-from convmlp_mm.utils import allocator
+from convmlp_mm.engine import allocator
 
 CL = torch.channels_last
 
@@ -135,7 +135,7 @@ def test_keep_freed_memory_stops_page_faults_in_training_steps():
     code = '''
 import resource, torch
 from convmlp_mm import ConvMLP
-from convmlp_mm.utils.allocator import keep_freed_cpu_memory
+from convmlp_mm.engine.allocator import keep_freed_cpu_memory
 assert keep_freed_cpu_memory()
 torch.set_num_threads(1)
 model = ConvMLP('s').train()

@@ -8,7 +8,7 @@ import subprocess
 import sys
 import time
 
-from convmlp_mm.utils import safe_torch_load
+from convmlp_mm.checkpoint.safe_loading import safe_torch_load
 
 from toy_runner import REPO, write_tiny_coco
 
@@ -122,7 +122,7 @@ def test_gloo_timeout_in_seconds_as_mmengine_takes_it(monkeypatch):
     import torch.distributed as dist
     from mmengine.config import Config
 
-    from convmlp_mm.utils import setup_cpu_distributed
+    from convmlp_mm.engine.launch import setup_cpu_distributed
     for name, value in dict(RANK='0', WORLD_SIZE='1', LOCAL_RANK='0',
                             MASTER_ADDR='127.0.0.1',
                             MASTER_PORT=str(free_port())).items():

@@ -7,7 +7,7 @@ import json
 import cv2
 import pytest
 
-from convmlp_mm.utils import ConfigError
+from convmlp_mm.errors import ConfigError
 
 import helpers
 from toy_runner import toy_runner

@@ -1,4 +1,4 @@
-"""Class names and counts (convmlp_mm.utils.classes and the tools' --classes
+"""Class names and counts (convmlp_mm.config.classes and the tools' --classes
 flags): heads that disagree with their datasets, annotation files with a
 subset of the config's classes, --classes auto for COCO files and
 segmentation folders. Config level: nothing is trained here."""
@@ -6,12 +6,9 @@ import pytest
 from mmengine.config import Config
 
 from convmlp_mm.datasets import make_ade20k_dataset, make_coco_dataset
-from convmlp_mm.utils import (
-    ConfigError,
-    prepare_test_config,
-    prepare_train_config,
-)
-from convmlp_mm.utils.classes import head_classes, set_classes
+from convmlp_mm.config.prepare import prepare_test_config, prepare_train_config
+from convmlp_mm.errors import ConfigError
+from convmlp_mm.config.classes import head_classes, set_classes
 
 import helpers
 from tools_run import MASKRCNN, RETINANET, SEMFPN

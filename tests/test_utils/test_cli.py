@@ -8,8 +8,8 @@ import sys
 
 import pytest
 
-from convmlp_mm.utils import ConfigError
-from convmlp_mm.utils.cli import DEBUG_ENV, command
+from convmlp_mm.errors import ConfigError
+from convmlp_mm.cli import DEBUG_ENV, command
 
 from helpers import REPO
 
@@ -110,7 +110,7 @@ def test_error_from_a_dataloader_worker_is_one_line(monkeypatch):
     its message (ExceptionWrapper); the error line keeps the error."""
     from torch._utils import ExceptionWrapper
 
-    from convmlp_mm.utils import AnnotationError
+    from convmlp_mm.errors import AnnotationError
     monkeypatch.delenv(DEBUG_ENV, raising=False)
 
     @command

@@ -22,7 +22,7 @@ from mmseg.structures import SegDataSample
 
 from convmlp_mm.datasets import make_ade20k_dataset, make_coco_dataset
 from convmlp_mm.engine import NonFiniteMetricError
-from convmlp_mm.utils.dataset_checks import check_coco_content
+from convmlp_mm.datasets.dataset_checks import check_coco_content
 
 from helpers import load_tool
 from tools_run import CLASSES, RETINANET, SEMFPN, detection_options
@@ -253,7 +253,7 @@ def test_tools_load_images_through_the_checked_transform():
 def test_truncated_jpeg_found_when_read(tmp_path, monkeypatch):
     """Past the images read before training, the loading transform names
     a truncated image when training reaches it."""
-    from convmlp_mm.utils import dataset_checks
+    from convmlp_mm.datasets import dataset_checks
 
     from toy_runner import write_tiny_coco
     data_root, config = write_tiny_coco(tmp_path)

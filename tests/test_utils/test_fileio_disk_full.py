@@ -1,4 +1,4 @@
-"""A full disk during a crash-safe write (convmlp_mm/utils/fileio.py): the
+"""A full disk during a crash-safe write (convmlp_mm/checkpoint/fileio.py): the
 .partial file goes, the old file stays, the error says what is needed and
 what is free."""
 import errno
@@ -9,7 +9,7 @@ import shutil
 import pytest
 import torch
 
-from convmlp_mm.utils.fileio import (
+from convmlp_mm.checkpoint.fileio import (
     DiskFullError,
     save_checkpoint_atomically,
     write_text_atomically,

@@ -1,4 +1,4 @@
-"""Whole-model checkpoints load strictly (convmlp_mm/utils/model_loading.py):
+"""Whole-model checkpoints load strictly (convmlp_mm/models/loading.py):
 a file that does not fit stops with counts, examples and a guess of what it
 is; another number of classes is an explicit opt-in; non-finite weights are
 refused. Real RetinaNet / Semantic FPN ConvMLP-S models from the configs."""
@@ -11,7 +11,7 @@ from mmengine.config import Config
 from mmengine.registry import MODELS, init_default_scope
 
 from convmlp_mm.models import CheckpointMismatchError
-from convmlp_mm.utils.model_loading import (
+from convmlp_mm.models.loading import (
     NonFiniteCheckpointError,
     load_model_checkpoint,
 )

@@ -13,7 +13,7 @@ import torch
 from mmengine.runner.checkpoint import CheckpointLoader
 
 import convmlp_mm  # noqa: F401  (routes CheckpointLoader)
-from convmlp_mm.utils import CheckpointError
+from convmlp_mm.errors import CheckpointError
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 

@@ -1,4 +1,4 @@
-"""One training run per work dir (convmlp_mm/utils/workdir_lock.py): a
+"""One training run per work dir (convmlp_mm/engine/workdir_lock.py): a
 second run refuses to start, naming the work dir and the other run's PID; a
 run killed with SIGKILL leaves nothing that blocks the next one."""
 import os
@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from convmlp_mm.utils.workdir_lock import WorkDirInUseError, WorkDirLock
+from convmlp_mm.engine.workdir_lock import WorkDirInUseError, WorkDirLock
 
 from tools_run import explain, tool_env
 from toy_runner import TRAIN, write_tiny_coco
@@ -29,7 +29,7 @@ def test_second_lock_names_the_holder(tmp_path):
 def test_lock_of_a_sigkilled_process_does_not_block(tmp_path):
     holder = subprocess.Popen(
         [sys.executable, '-c',
-         'import sys, time; from convmlp_mm.utils.workdir_lock import '
+         'import sys, time; from convmlp_mm.engine.workdir_lock import '
          'WorkDirLock; WorkDirLock(sys.argv[1]).acquire(); print("held", '
          'flush=True); time.sleep(600)', str(tmp_path)],
         stdout=subprocess.PIPE, text=True)

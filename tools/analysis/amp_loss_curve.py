@@ -27,8 +27,9 @@ from convmlp_mm.datasets import (
     make_ade20k_dataset,
     make_coco_dataset,
 )
-from convmlp_mm.utils import load_config, task_of, write_text_atomically
-from convmlp_mm.utils.cli import command
+from convmlp_mm.checkpoint.fileio import write_text_atomically
+from convmlp_mm.config.core import load_config, task_of
+from convmlp_mm.cli import command
 from convmlp_mm.visualization import load_scalars, plot_loss_comparison
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))

@@ -68,9 +68,9 @@ from convmlp_mm.benchmark.sections import (
     run_scaling,
     run_switches,
 )
-from convmlp_mm.utils import keep_freed_cpu_memory
-from convmlp_mm.utils import parse_shape as _parse_shape
-from convmlp_mm.utils.cli import command
+from convmlp_mm.engine.allocator import keep_freed_cpu_memory
+from convmlp_mm.datasets.image_files import parse_shape as _parse_shape
+from convmlp_mm.cli import command
 
 
 def parse_shape(text: str):

@@ -31,8 +31,8 @@ from mmengine.analysis import FlopAnalyzer, parameter_count
 from mmengine.config import Config, DictAction
 
 from convmlp_mm.models import ARCH_ALIASES, ARCH_ZOO, ConvMLP
-from convmlp_mm.utils import parse_shape
-from convmlp_mm.utils.cli import command
+from convmlp_mm.datasets.image_files import parse_shape
+from convmlp_mm.cli import command
 
 # Input sizes (height, width) used when --shape is not given.
 DEFAULT_SHAPES = {'backbone': (224, 224), 'mmdet': (800, 1333),

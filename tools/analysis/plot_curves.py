@@ -13,9 +13,9 @@ import argparse
 import os.path as osp
 from typing import List, Optional, Sequence, Tuple
 
-from convmlp_mm.utils import ConfigError
-from convmlp_mm.utils.cli import command
-from convmlp_mm.utils.fileio import partial_path, replace_atomically
+from convmlp_mm.errors import ConfigError
+from convmlp_mm.cli import command
+from convmlp_mm.checkpoint.fileio import partial_path, replace_atomically
 from convmlp_mm.visualization import load_scalars
 
 

@@ -23,8 +23,9 @@ from mmengine.runner.loops import _InfiniteDataloaderIterator
 from convmlp_mm.datasets import make_ade20k_dataset
 from convmlp_mm.datasets.samplers import resumable_dataloader_cfg
 from convmlp_mm.engine.runner.loops import _InfiniteIterator
-from convmlp_mm.utils import load_config, set_data_root
-from convmlp_mm.utils.cli import command
+from convmlp_mm.config.core import load_config
+from convmlp_mm.config.data_checks import set_data_root
+from convmlp_mm.cli import command
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIG = osp.join(REPO, 'configs/segmentation/fpn_convmlp_s_512x512_40k_'

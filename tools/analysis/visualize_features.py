@@ -31,8 +31,8 @@ from mmengine.visualization import Visualizer
 
 from convmlp_mm.models import ConvMLP, load_backbone_checkpoint
 from convmlp_mm.models.builder import backbone_from
-from convmlp_mm.utils import IMAGE_EXTENSIONS, list_images
-from convmlp_mm.utils.cli import command
+from convmlp_mm.datasets.image_files import IMAGE_EXTENSIONS, list_images
+from convmlp_mm.cli import command
 
 MODES = ('mean', 'max', 'topk', 'pca')
 LEVEL_STRIDES = (4, 8, 16, 32)

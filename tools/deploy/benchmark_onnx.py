@@ -45,9 +45,9 @@ from convmlp_mm.deploy import (
 )
 from convmlp_mm.deploy.evaluate import evaluate
 from convmlp_mm.deploy.quantize import calibration_inputs, quantize_int8
-from convmlp_mm.utils.allocator import keep_freed_cpu_memory
-from convmlp_mm.utils.cli import command
-from convmlp_mm.utils.misc import list_images
+from convmlp_mm.engine.allocator import keep_freed_cpu_memory
+from convmlp_mm.cli import command
+from convmlp_mm.datasets.image_files import list_images
 
 MODELS = dict(
     retinanet=dict(config='configs/demo/retinanet_convmlp_s_fpn_demo_shapes.py',

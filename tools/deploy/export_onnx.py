@@ -28,8 +28,8 @@ from convmlp_mm.deploy.export import (
 )
 from convmlp_mm.deploy.networks import model_kind
 from convmlp_mm.deploy.runtime import roi_head_path
-from convmlp_mm.utils.cli import command
-from convmlp_mm.utils.safe_loading import CheckpointError
+from convmlp_mm.cli import command
+from convmlp_mm.checkpoint.safe_loading import CheckpointError
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:

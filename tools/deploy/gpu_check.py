@@ -33,7 +33,7 @@ from convmlp_mm.deploy import (
     export_onnx,
     load_model,
 )
-from convmlp_mm.utils.cli import command
+from convmlp_mm.cli import command
 
 MODELS = dict(
     retinanet=('configs/detection/retinanet_convmlp_s_fpn_1x_coco.py',

@@ -24,8 +24,9 @@ from convmlp_mm.models import (
     extract_state_dict,
     guess_arch,
 )
-from convmlp_mm.utils import CheckpointError, save_checkpoint_atomically
-from convmlp_mm.utils.cli import command
+from convmlp_mm.checkpoint.fileio import save_checkpoint_atomically
+from convmlp_mm.errors import CheckpointError
+from convmlp_mm.cli import command
 
 
 def parse_args(argv=None):

@@ -26,13 +26,10 @@ from convmlp_mm.models.legacy import (
     legacy_dataset_meta,
     upgrade_state_dict,
 )
-from convmlp_mm.utils import (
-    CheckpointError,
-    ConfigError,
-    load_config,
-    save_checkpoint_atomically,
-)
-from convmlp_mm.utils.cli import command
+from convmlp_mm.checkpoint.fileio import save_checkpoint_atomically
+from convmlp_mm.config.core import load_config
+from convmlp_mm.errors import CheckpointError, ConfigError
+from convmlp_mm.cli import command
 
 
 def parse_args(argv=None) -> argparse.Namespace:

@@ -20,7 +20,7 @@ from mmengine.fileio import LocalBackend
 from mmengine.hooks import CheckpointHook
 from mmengine.registry import HOOKS
 
-from ...utils.fileio import (
+from convmlp_mm.checkpoint.fileio import (
     PARTIAL_SUFFIX,
     replace_atomically,
     tensor_bytes,

@@ -19,13 +19,10 @@ from mmengine.hooks import Hook
 from mmengine.registry import HOOKS
 from mmengine.runner import EpochBasedTrainLoop
 
-from ...utils.fileio import PARTIAL_SUFFIX
-from ...utils.model_loading import checkpoint_state_dict, non_finite_keys
-from ...utils.safe_loading import CheckpointError, safe_torch_load
-
-
-class NonFiniteLossError(RuntimeError):
-    """Training produced a NaN or infinite loss (or weights)."""
+from convmlp_mm.checkpoint.fileio import PARTIAL_SUFFIX
+from convmlp_mm.models.loading import checkpoint_state_dict, non_finite_keys
+from convmlp_mm.checkpoint.safe_loading import CheckpointError, safe_torch_load
+from convmlp_mm.errors import NonFiniteLossError  # noqa: F401
 
 
 def last_finite_checkpoint(runner) -> Optional[str]:

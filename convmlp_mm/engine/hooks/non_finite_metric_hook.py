@@ -10,10 +10,7 @@ from typing import Dict, Optional
 
 from mmengine.hooks import Hook
 from mmengine.registry import HOOKS
-
-
-class NonFiniteMetricError(RuntimeError):
-    """An evaluator returned a NaN or infinite metric."""
+from convmlp_mm.errors import NonFiniteMetricError  # noqa: F401
 
 
 def _non_finite(metrics: Optional[Dict]) -> Dict[str, float]:

@@ -23,7 +23,7 @@ from mmengine.fileio import LocalBackend
 from mmengine.hooks import CheckpointHook, Hook
 from mmengine.registry import HOOKS
 
-from ...utils.fileio import (
+from convmlp_mm.checkpoint.fileio import (
     PARTIAL_SUFFIX,
     replace_atomically,
     write_text_atomically,

@@ -4,7 +4,7 @@ mmengine 0.10.7's Runner wraps DDP with ``device_ids=[LOCAL_RANK]``, which
 DDP rejects for a CPU module. A 2-process CPU launch
 (``./dist_detection.sh ... 2 DATA``) sets ``model_wrapper_cfg=dict(
 type='CPUDistributedDataParallel')`` (see
-:func:`convmlp_mm.utils.launch.setup_cpu_distributed`), and the config it
+:func:`convmlp_mm.engine.launch.setup_cpu_distributed`), and the config it
 dumps names it.
 """
 import torch.nn as nn

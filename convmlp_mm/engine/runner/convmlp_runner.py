@@ -12,18 +12,18 @@ from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 from mmengine.runner.checkpoint import CheckpointLoader
 
-from ...models.legacy import check_classes, config_classes, is_legacy_meta
-from ...utils.model_loading import SKIP_HEADS_OPTION, load_state_into_model
-from ...utils.workdir_lock import WorkDirInUseError, WorkDirLock
+from convmlp_mm.models.legacy import check_classes, config_classes, is_legacy_meta
+from convmlp_mm.models.loading import SKIP_HEADS_OPTION, load_state_into_model
+from convmlp_mm.engine.workdir_lock import WorkDirInUseError, WorkDirLock
 
 
 @RUNNERS.register_module()
 class ConvMLPRunner(Runner):
     """``Runner`` whose ``load_checkpoint`` (``load_from``, ``--resume``,
     ``tools/test.py``) goes through
-    :func:`~convmlp_mm.utils.model_loading.load_state_into_model`, and whose
+    :func:`~convmlp_mm.models.loading.load_state_into_model`, and whose
     ``train`` holds the work dir's lock
-    (:class:`~convmlp_mm.utils.workdir_lock.WorkDirLock`)."""
+    (:class:`~convmlp_mm.engine.workdir_lock.WorkDirLock`)."""
 
     _resuming = False
 

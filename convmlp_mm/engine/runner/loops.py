@@ -22,7 +22,7 @@ from mmengine.registry import LOOPS
 from mmengine.runner import EpochBasedTrainLoop, IterBasedTrainLoop
 from torch.utils.data import DataLoader
 
-from ...datasets.samplers import resumable_dataloader_cfg
+from convmlp_mm.datasets.samplers import resumable_dataloader_cfg
 
 
 def _resumable(dataloader: Union[DataLoader, Dict],

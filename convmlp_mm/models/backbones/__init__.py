@@ -1,3 +1,3 @@
-from .convmlp import ConvMLP
+from convmlp_mm.models.backbones.convmlp import ConvMLP
 
 __all__ = ['ConvMLP']

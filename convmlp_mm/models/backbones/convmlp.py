@@ -3,7 +3,7 @@ Vision", arXiv 2109.04454) for mmdet 3 and mmsegmentation 1.
 
 Module and parameter names follow the original release, so its ImageNet
 checkpoints load without renaming any key (see
-:mod:`convmlp_mm.models.checkpoint`). The blocks and stages live in
+:mod:`convmlp_mm.models.official`). The blocks and stages live in
 :mod:`convmlp_mm.models.layers.convmlp_layers`.
 
 Memory layout: the network runs channels-last throughout. The tokenizer and
@@ -26,15 +26,15 @@ import torch.nn as nn
 from mmengine.model import BaseModule
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from ..arch_zoo import NUM_LEVELS, NUM_STAGES, resolve_arch
-from ..checkpoint import load_backbone_checkpoint
-from ..layers.convmlp_layers import (
+from convmlp_mm.models.arch_zoo import NUM_LEVELS, NUM_STAGES, resolve_arch
+from convmlp_mm.models.official import load_backbone_checkpoint
+from convmlp_mm.models.layers.convmlp_layers import (
     DOWNSAMPLES,
     ConvMLPStage,
     ConvStage,
     ConvTokenizer,
 )
-from ..layers.layout import MLP_IMPLS, ToContiguousNCHW
+from convmlp_mm.models.layers.layout import MLP_IMPLS, ToContiguousNCHW
 
 
 def _unknown_arguments_message(unknown: dict) -> str:
@@ -101,7 +101,7 @@ class ConvMLP(BaseModule):
             checkpoint=...)``; mmseg's EncoderDecoder still passes it.
         init_cfg: mmengine init config. ``type='Pretrained'`` loads an
             official ImageNet checkpoint strictly (see
-            :func:`convmlp_mm.models.checkpoint.load_backbone_checkpoint`).
+            :func:`convmlp_mm.models.official.load_backbone_checkpoint`).
     """
 
     def __init__(self,

@@ -1,4 +1,4 @@
-from .convmlp_layers import (
+from convmlp_mm.models.layers.convmlp_layers import (
                              DOWNSAMPLES,
                              ConvBottleneck,
                              ConvDownsample,
@@ -9,7 +9,7 @@ from .convmlp_layers import (
                              Mlp,
                              PatchMergingDownsample,
 )
-from .layout import (
+from convmlp_mm.models.layers.layout import (
                              MLP_IMPLS,
                              ToContiguousNCHW,
                              channel_linear,

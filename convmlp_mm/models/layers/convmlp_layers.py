@@ -19,7 +19,7 @@ from mmcv.cnn import build_norm_layer
 from mmcv.cnn.bricks import DropPath
 from mmcv.cnn.bricks.transformer import PatchMerging
 
-from .layout import channel_linear, checkpoint_forward
+from convmlp_mm.models.layers.layout import channel_linear, checkpoint_forward
 
 
 def _conv_bn_relu(in_ch: int, out_ch: int, kernel_size: int, stride: int,

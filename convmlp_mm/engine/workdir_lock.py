@@ -14,12 +14,9 @@ import os
 import os.path as osp
 import socket
 from typing import Optional
+from convmlp_mm.errors import WorkDirInUseError  # noqa: F401
 
 LOCK_NAME = '.train.lock'
-
-
-class WorkDirInUseError(RuntimeError):
-    """Another live process trains in this work dir."""
 
 
 class WorkDirLock:

@@ -8,7 +8,7 @@ model is wrapped by
 :class:`~convmlp_mm.engine.model_wrappers.CPUDistributedDataParallel`.
 
 :func:`build_runner` is where the tools apply the one process-wide change
-they make: :func:`~convmlp_mm.utils.allocator.keep_freed_cpu_memory`.
+they make: :func:`~convmlp_mm.engine.allocator.keep_freed_cpu_memory`.
 """
 import datetime
 import os
@@ -20,9 +20,9 @@ from mmengine.logging import print_log
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
-from .allocator import ENV_SWITCH as ALLOCATOR_SWITCH
-from .allocator import keep_freed_cpu_memory
-from .config import ConfigError
+from convmlp_mm.engine.allocator import ENV_SWITCH as ALLOCATOR_SWITCH
+from convmlp_mm.engine.allocator import keep_freed_cpu_memory
+from convmlp_mm.config.core import ConfigError
 
 
 def setup_cpu_distributed(cfg: Config, launcher: str) -> bool:

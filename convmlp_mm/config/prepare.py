@@ -3,10 +3,10 @@
 work dir, all before anything is built."""
 from mmengine.config import Config
 
-from ..datasets.transforms import use_checked_loading
-from .auto_resume import apply_resume
-from .classes import check_classes
-from .config import (
+from convmlp_mm.datasets.transforms import use_checked_loading
+from convmlp_mm.config.resume import apply_resume
+from convmlp_mm.config.classes import check_classes
+from convmlp_mm.config.core import (
     add_test_outputs,
     check_task,
     enable_amp,
@@ -14,14 +14,14 @@ from .config import (
     load_config,
     set_work_dir,
 )
-from .config_checks import check_config
-from .data_checks import (
+from convmlp_mm.config.checks import check_config
+from convmlp_mm.config.data_checks import (
     check_annotation_files,
     check_data_paths,
     set_data_root,
 )
-from .dataset_checks import check_dataset_contents
-from .run_options import (
+from convmlp_mm.datasets.dataset_checks import check_dataset_contents
+from convmlp_mm.config.options import (
     apply_class_options,
     enable_show,
     enable_tensorboard,

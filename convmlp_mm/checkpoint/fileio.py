@@ -15,16 +15,13 @@ import shutil
 from typing import Optional
 
 import torch
+from convmlp_mm.errors import DiskFullError  # noqa: F401
 
 PARTIAL_SUFFIX = '.partial'
 NO_ROOM = {errno.ENOSPC: 'the disk is full',
            errno.EDQUOT: 'the disk quota is used up',
            errno.EFBIG: 'the file is larger than this file system or the '
            'process\'s file-size limit (ulimit -f) allows'}
-
-
-class DiskFullError(RuntimeError):
-    """A file could not be written for lack of room; nothing was lost."""
 
 
 def tensor_bytes(obj) -> int:

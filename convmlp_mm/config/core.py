@@ -2,8 +2,8 @@
 inference API: one config decides the task (mmdet or mmseg), and these
 helpers turn command-line flags into config changes before mmengine's
 :class:`~mmengine.runner.Runner` is built. The data checks live in
-:mod:`convmlp_mm.utils.data_checks`, the whole preparation of a run in
-:mod:`convmlp_mm.utils.prepare`.
+:mod:`convmlp_mm.config.data_checks`, the whole preparation of a run in
+:mod:`convmlp_mm.config.prepare`.
 """
 import os.path as osp
 from typing import Dict, List, Optional
@@ -11,14 +11,10 @@ from typing import Dict, List, Optional
 import torch
 from mmengine.config import Config
 from mmengine.logging import print_log
+from convmlp_mm.errors import ConfigError  # noqa: F401
 
 # default_scope -> task, as the launchers name them.
 TASKS = {'mmdet': 'detection', 'mmseg': 'segmentation'}
-
-
-class ConfigError(ValueError):
-    """A config, flag or data folder that cannot work; the message says why
-    and what to do."""
 
 
 def task_of(cfg: Config) -> str:

@@ -26,9 +26,10 @@ import torch.nn as nn
 from mmengine.logging import print_log
 from mmengine.runner.checkpoint import CheckpointLoader
 
-from ..models.checkpoint import CheckpointMismatchError, guess_arch
-from ..models.legacy import upgrade_state_dict
-from .safe_loading import CheckpointError
+from convmlp_mm.models.official import CheckpointMismatchError, guess_arch
+from convmlp_mm.models.legacy import upgrade_state_dict
+from convmlp_mm.checkpoint.safe_loading import CheckpointError
+from convmlp_mm.errors import NonFiniteCheckpointError  # noqa: F401
 
 # The config key for the opt-in (read by ConvMLPRunner for ``load_from``).
 SKIP_HEADS_OPTION = 'load_from_skip_mismatched_heads'
@@ -38,10 +39,6 @@ DET_HEADS = ('bbox_head.', 'rpn_head.', 'roi_head.')
 SEG_HEADS = ('decode_head.', 'auxiliary_head.')
 BACKBONE_ROOTS = ('tokenizer.', 'conv_stages.', 'stages.')
 DEFAULT_REVISE_KEYS = ((r'^module\.', ''), )
-
-
-class NonFiniteCheckpointError(CheckpointError):
-    """A checkpoint whose weights hold NaN or inf."""
 
 
 def _examples(items: Sequence[str], limit: int = 5) -> str:

@@ -13,8 +13,8 @@ from typing import Iterator, List, Optional, Sequence, Tuple
 from mmengine.config import Config
 from mmengine.logging import print_log
 
-from .config import ConfigError, task_of
-from .data_checks import (
+from convmlp_mm.config.core import ConfigError, task_of
+from convmlp_mm.config.data_checks import (
     FULL_CHECK_MAX_BYTES,
     check_coco_json,
     leaf_datasets,

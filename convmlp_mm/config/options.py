@@ -7,8 +7,8 @@ import os.path as osp
 
 from mmengine.config import Config, ConfigDict
 
-from .classes import read_classes, set_classes
-from .config import ConfigError, task_of
+from convmlp_mm.config.classes import read_classes, set_classes
+from convmlp_mm.config.core import ConfigError, task_of
 
 __all__ = [
     'add_class_arguments', 'add_test_view_arguments',

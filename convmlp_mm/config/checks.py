@@ -16,7 +16,7 @@ from typing import Iterable, List, Optional, Set
 import torch
 from mmengine.config import Config
 
-from .config import ConfigError
+from convmlp_mm.config.core import ConfigError
 
 __all__ = ['check_config', 'check_config_keys', 'check_neck_channels',
            'RUNNER_KEYS', 'CONFIG_VARIABLES']
@@ -32,7 +32,7 @@ RUNNER_KEYS = frozenset({
     'visualizer', 'default_scope', 'randomness', 'experiment_name',
     'runner_type', 'model_wrapper_cfg', 'find_unused_parameters',
     'custom_imports', 'compile', 'strategy', 'cfg',
-    # ConvMLPRunner's opt-in (convmlp_mm/utils/model_loading.py)
+    # ConvMLPRunner's opt-in (convmlp_mm/models/loading.py)
     'load_from_skip_mismatched_heads'})
 #: Variables the mmdet/mmseg base configs and ours define for reuse.
 CONFIG_VARIABLES = frozenset({
@@ -231,7 +231,7 @@ def _check_optimizer(cfg: Config, scope: Optional[str]) -> None:
 
 
 def _backbone_widths(backbone: dict) -> Optional[List[int]]:
-    from ..models import ConvMLP
+    from convmlp_mm.models import ConvMLP
     if backbone.get('type') not in ('ConvMLP', ConvMLP,
                                     'mmdet.ConvMLP', 'mmseg.ConvMLP'):
         return None

@@ -21,7 +21,7 @@ from typing import Dict, Iterator, Optional, Sequence, Tuple
 import numpy as np
 from mmengine.logging import print_log
 
-from .data_checks import (
+from convmlp_mm.config.data_checks import (
     FULL_CHECK_MAX_BYTES,
     AnnotationError,
     _coco_datasets,

@@ -14,7 +14,8 @@ from typing import Iterator, List, Optional, Sequence, Tuple
 from mmengine.config import Config
 from mmengine.logging import print_log
 
-from .config import ConfigError, evaluator_metrics, task_of
+from convmlp_mm.config.core import ConfigError, evaluator_metrics, task_of
+from convmlp_mm.errors import AnnotationError  # noqa: F401
 
 # Above this size only the cheap truncation check runs: parsing COCO's 450 MB
 # train2017 file twice costs ~20 s and a few GB of memory.
@@ -35,10 +36,6 @@ EVALUATORS = {'val_dataloader': 'val_evaluator',
 FIX = ('Download or generate it again (built-in data: python '
        'tools/make_dataset.py coco DIR), or point --data-root at a folder '
        'whose annotations/instances_{train,val}2017.json are COCO files.')
-
-
-class AnnotationError(ValueError):
-    """An annotation file that is not what its dataset reads."""
 
 
 def check_coco_json(path: str) -> None:

@@ -15,16 +15,13 @@ import torch.nn as nn
 from mmengine.logging import print_log
 from mmengine.runner.checkpoint import CheckpointLoader
 
-from .arch_zoo import ARCH_ZOO
+from convmlp_mm.models.arch_zoo import ARCH_ZOO
+from convmlp_mm.errors import CheckpointMismatchError  # noqa: F401
 
 # The classifier's final LayerNorm and linear head: not part of the backbone.
 CLASSIFIER_PREFIXES = ('norm.', 'head.')
 # Containers that training frameworks wrap a state dict in.
 WRAPPER_KEYS = ('state_dict', 'model')
-
-
-class CheckpointMismatchError(ValueError):
-    """A checkpoint whose tensors do not fit the ConvMLP it is loaded into."""
 
 
 def extract_state_dict(checkpoint) -> Dict[str, torch.Tensor]:

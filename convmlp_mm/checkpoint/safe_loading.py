@@ -34,10 +34,7 @@ from urllib.parse import urlparse
 
 import torch
 from mmengine.runner.checkpoint import CheckpointLoader
-
-
-class CheckpointError(RuntimeError):
-    """A checkpoint file that cannot be read, or is not allowed to be."""
+from convmlp_mm.errors import CheckpointError  # noqa: F401
 
 
 # The statistics mmengine registers on HistoryBuffer; a checkpoint pickles
