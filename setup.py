@@ -3,17 +3,21 @@ against an already installed torch, which ``pip install`` alone cannot do."""
 import os
 import os.path as osp
 import shutil
+import sys
 
 from setuptools import find_packages, setup
 
 here = osp.dirname(osp.abspath(__file__))
 
 
-def copy_mim_files() -> None:
+def provide_mim_files() -> None:
     """mim reads a package's model index from ``<package>/.mim/`` (mmdet
-    and mmseg ship theirs so): copy model-index.yml and configs/ there, as
-    plain files, whenever setup.py runs (wheel, sdist, editable install).
-    From an sdist the copy is already in the package."""
+    and mmseg ship theirs so): put model-index.yml and configs/ there
+    whenever setup.py runs. For an editable install (``make install``) they
+    are relative links to the checkout's, so edits show at once; for a
+    wheel or an sdist, plain copies. From an sdist the copy is already in
+    the package."""
+    editable = 'editable_wheel' in sys.argv
     mim_dir = osp.join(here, 'convmlp_mm', '.mim')
     for name in ('model-index.yml', 'configs'):
         src, dst = osp.join(here, name), osp.join(mim_dir, name)
@@ -24,14 +28,16 @@ def copy_mim_files() -> None:
         elif osp.lexists(dst):
             os.remove(dst)
         os.makedirs(mim_dir, exist_ok=True)
-        if osp.isdir(src):
+        if editable:
+            os.symlink(osp.relpath(src, mim_dir), dst)
+        elif osp.isdir(src):
             shutil.copytree(src, dst,
                             ignore=shutil.ignore_patterns('__pycache__'))
         else:
             shutil.copyfile(src, dst)
 
 
-copy_mim_files()
+provide_mim_files()
 version = {}
 with open(osp.join(here, 'convmlp_mm', 'version.py')) as f:
     exec(f.read(), version)

@@ -15,8 +15,8 @@ config) does the following, and nothing else:
    (:mod:`convmlp_mm.datasets.transforms`);
 4. two process-wide changes: mmengine's checkpoint loading goes through
    ``weights_only=True`` for every scheme
-   (:func:`convmlp_mm.checkpoint.safe_loading.register_safe_loaders`, no switch:
-   a checkpoint must never run code), and the one ``pkg_resources is
+   (:func:`convmlp_mm.checkpoint.safe_loading.register_safe_loaders`, no
+   switch: a checkpoint must never run code), and the one ``pkg_resources is
    deprecated`` warning that mmengine's ``mmdet::``/``mmseg::`` config
    handling triggers is filtered.
 
@@ -40,19 +40,17 @@ from convmlp_mm.install_check import check_mmcv_ops  # noqa: E402
 check_mmcv_ops()
 
 from convmlp_mm import engine  # noqa: E402,F401  (registers hooks and wrappers)
+from convmlp_mm.checkpoint import register_safe_loaders  # noqa: E402
 from convmlp_mm.datasets import transforms  # noqa: E402,F401  (loading that names the file)
+from convmlp_mm.errors import CheckpointError  # noqa: E402
 from convmlp_mm.models import (  # noqa: E402
-                     ARCH_ZOO,
-                     REGISTERED_IN,
-                     CheckpointMismatchError,
-                     ConvMLP,
-                     convert_official_keys,
-                     load_backbone_checkpoint,
-                     resolve_arch,
-)
-from convmlp_mm.checkpoint.safe_loading import (  # noqa: E402
-    CheckpointError,
-    register_safe_loaders,
+    ARCH_ZOO,
+    REGISTERED_IN,
+    CheckpointMismatchError,
+    ConvMLP,
+    convert_official_keys,
+    load_backbone_checkpoint,
+    resolve_arch,
 )
 from convmlp_mm.version import __version__  # noqa: E402
 

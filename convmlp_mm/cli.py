@@ -1,21 +1,37 @@
-"""One error line from every tool.
+"""One error line from every tool, and the argument builders the tools
+share.
 
 Each tool's ``main`` is wrapped with :func:`command`: a user mistake (bad
 data, checkpoint, config, flag or file) ends with one line
 ``error: <what is wrong and the fix>`` on stderr and exit status 1; a
 traceback is shown only when asked for, with ``--debug`` on the command line
 or ``CONVMLP_DEBUG=1`` in the environment. Anything else is a bug and keeps
-its traceback.
+its traceback. No tool handles errors itself.
+
+The builders (:func:`run_parser`, :func:`parse_run_args`,
+:func:`add_model_arguments`, :func:`add_cfg_options`,
+:func:`add_shape_argument`) write each flag the tools share once, with the
+same name, type and help in every tool; :func:`parse_shape` reads the sizes
+(``224``, ``800x1333``) of every tool.
 """
+import argparse
 import errno
 import functools
 import os
 import sys
 import traceback
-from typing import Callable, List, Optional, Sequence
+from typing import Callable, List, Optional, Sequence, Tuple, Union
 
-__all__ = ['DEBUG_ENV', 'DEBUG_FLAG', 'command', 'error_line',
-           'is_user_error', 'one_line', 'raise_user_error']
+from mmengine.config import DictAction
+
+from convmlp_mm.config import add_class_arguments
+from convmlp_mm.errors import ConfigError
+
+__all__ = ['DEBUG_ENV', 'DEBUG_FLAG', 'add_cfg_options',
+           'add_model_arguments', 'add_shape_argument', 'command',
+           'error_line', 'is_user_error', 'one_line', 'optional_checkpoint',
+           'parse_run_args', 'parse_shape', 'raise_user_error', 'run_parser',
+           'shape_of', 'shape_type']
 
 DEBUG_ENV = 'CONVMLP_DEBUG'
 DEBUG_FLAG = '--debug'
@@ -65,7 +81,10 @@ def error_line(exc: BaseException) -> str:
         last = text.strip().splitlines()[-1]
         text = last.split(': ', 1)[-1]
     text = one_line(text)
-    return text if _is_ours(exc) else text + HINT
+    # A missing file named in a message of its own (FileNotFoundError('...'),
+    # no errno: raised on purpose, by this project or a library) is no bug.
+    on_purpose = isinstance(exc, OSError) and exc.errno is None
+    return text if _is_ours(exc) or on_purpose else text + HINT
 
 
 def one_line(text: str) -> str:
@@ -127,3 +146,118 @@ def raise_user_error() -> None:
     if isinstance(exc, Exception) and is_user_error(exc):
         raise SystemExit(f'error: {error_line(exc)}') from None
     raise exc
+
+
+# --------------------------------------------------------------------------
+# Argument builders
+# --------------------------------------------------------------------------
+def parse_shape(shape: Union[str, Sequence[int]]) -> Tuple[int, int]:
+    """``'N'``, ``'HxW'``, ``[n]`` or ``[h, w]`` -> ``(h, w)``; raises
+    ``ValueError`` with the accepted forms."""
+    if isinstance(shape, str):
+        parts = shape.lower().split('x')
+    else:
+        parts = list(shape)
+    if len(parts) == 1:
+        parts = parts * 2
+    try:
+        h, w = (int(p) for p in parts)
+    except (TypeError, ValueError):
+        h = w = 0
+    if min(h, w) < 1:
+        raise ValueError(
+            f'size {shape!r} is not N or HxW with positive integers (e.g. '
+            '224 or 800x1333)')
+    return h, w
+
+
+def shape_type(text: str) -> Tuple[int, int]:
+    """:func:`parse_shape` as an argparse ``type`` (``224`` or
+    ``800x1333``): a bad size is argparse's usage error naming it."""
+    try:
+        return parse_shape(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc))
+
+
+def add_shape_argument(parser: argparse.ArgumentParser, help: str) -> None:
+    """``--shape HEIGHT [WIDTH]``; read it with :func:`shape_of`."""
+    parser.add_argument('--shape', type=int, nargs='+',
+                        metavar='SIZE', help=help)
+
+
+def shape_of(values: Optional[Sequence[int]],
+             flag: str = '--shape') -> Optional[Tuple[int, int]]:
+    """``--shape`` as ``(h, w)`` (``None`` when not given); a bad size is a
+    :class:`~convmlp_mm.errors.ConfigError` naming the flag."""
+    if not values:
+        return None
+    try:
+        return parse_shape(values)
+    except ValueError as exc:
+        raise ConfigError(f'{flag} takes one or two positive integers '
+                          f'(height [width]): {exc}') from None
+
+
+def add_cfg_options(parser: argparse.ArgumentParser, example: str = '',
+                    help: Optional[str] = None, **kwargs) -> None:
+    """``--cfg-options key=value ...`` (mmengine's ``DictAction``)."""
+    if help is None:
+        help = 'override config settings, key=value' + (
+            f' (e.g. {example})' if example else '')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help=help, **kwargs)
+
+
+def optional_checkpoint(text: str) -> Optional[str]:
+    """A checkpoint argument: ``none`` (any case) means random weights."""
+    return None if text.lower() == 'none' else text
+
+
+def add_model_arguments(parser: argparse.ArgumentParser, config_help: str,
+                        checkpoint_help: str, cfg_example: str) -> None:
+    """``CONFIG CHECKPOINT`` (``none``: random weights, read as ``None``)
+    and ``--cfg-options``: the model of the inference and export tools."""
+    parser.add_argument('config', help=config_help)
+    parser.add_argument('checkpoint', type=optional_checkpoint,
+                        help=checkpoint_help + '; "none" runs random '
+                        'weights')
+    add_cfg_options(parser, cfg_example)
+
+
+def run_parser(description: str, config_help: str, *, checkpoint: bool,
+               work_dir_help: str, data_root_help: str, cfg_example: str,
+               task_help: str) -> argparse.ArgumentParser:
+    """The flags ``tools/train.py`` and ``tools/test.py`` share (upstream's
+    and ``--data-root``, ``--task``, the class options); parse with
+    :func:`parse_run_args`."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument('config', help=config_help)
+    if checkpoint:
+        parser.add_argument('checkpoint',
+                            help='checkpoint file (path or URL)')
+    parser.add_argument('--work-dir', help=work_dir_help)
+    parser.add_argument('--data-root', help=data_root_help)
+    add_cfg_options(parser, cfg_example)
+    parser.add_argument(
+        '--launcher',
+        choices=['none', 'pytorch', 'slurm', 'mpi'],
+        default='none',
+        help='job launcher')
+    parser.add_argument(
+        '--task',
+        choices=['detection', 'segmentation'],
+        help=task_help)
+    add_class_arguments(parser)
+    return parser
+
+
+def parse_run_args(parser: argparse.ArgumentParser,
+                   argv: Optional[Sequence[str]] = None
+                   ) -> argparse.Namespace:
+    """Parse with ``--local-rank`` (torch.distributed.launch passes it;
+    torchrun sets ``LOCAL_RANK``, which this sets when missing)."""
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    args = parser.parse_args(argv)
+    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
+    return args

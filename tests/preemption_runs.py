@@ -10,8 +10,8 @@ import sys
 import time
 from typing import List, Tuple
 
-from convmlp_mm.datasets import make_ade20k_dataset, make_coco_dataset
 from convmlp_mm.checkpoint.safe_loading import safe_torch_load
+from convmlp_mm.datasets import make_ade20k_dataset, make_coco_dataset
 
 from helpers import REPO
 

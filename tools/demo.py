@@ -12,8 +12,11 @@
    pictures: validation predictions next to the ground truth, and the
    training loss / validation metric curves.
 
-Run it again and finished steps are reused; an interrupted training resumes
-from its last complete checkpoint (``--fresh`` starts over).
+Run it again and finished steps are reused: a training whose work dir's
+``last_checkpoint`` (written by the crash-safe checkpoint hooks once a file is
+complete) names its final checkpoint is done; an interrupted one is run again
+and ``tools/train.py`` resumes it from that ``last_checkpoint`` by itself
+(docs/preemption.md). ``--fresh`` starts over.
 """
 import argparse
 import collections
@@ -26,24 +29,23 @@ import shutil
 import subprocess
 import sys
 import time
-import warnings
-import zipfile
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence
 
-REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+from mmengine.config import Config
+from mmengine.runner import find_latest_checkpoint
 
-# mmengine imports pkg_resources for mmdet::/mmseg:: bases; its deprecation
-# warning says nothing a demo user can act on.
-warnings.filterwarnings('ignore', message='pkg_resources is deprecated')
-
-from convmlp_mm.datasets import (  # noqa: E402
-    SyntheticDatasetError,
-    make_ade20k_dataset,
-    make_coco_dataset,
+from convmlp_mm.analysis import (
+    find_files,
+    plot_training_curves,
+    save_image_grid,
+    save_segmentation_figure,
 )
-from convmlp_mm.cli import command  # noqa: E402
-from convmlp_mm.checkpoint.fileio import write_text_atomically  # noqa: E402
+from convmlp_mm.checkpoint import write_text_atomically
+from convmlp_mm.cli import command
+from convmlp_mm.datasets import make_ade20k_dataset, make_coco_dataset
+
+REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
 # What the default demo must reach on the built-in validation split.
 THRESHOLDS = {'bbox_mAP': 0.6, 'mIoU': 0.7}
@@ -147,27 +149,20 @@ def write_json_atomic(path: str, data) -> None:
     write_text_atomically(path, json.dumps(data, indent=2, sort_keys=True))
 
 
-def is_complete_checkpoint(path: str) -> bool:
-    """torch.save writes a zip whose directory comes last: a file cut short
-    by an interruption has none."""
-    return osp.isfile(path) and zipfile.is_zipfile(path)
+def last_checkpoint(work_dir: str) -> Optional[str]:
+    """The checkpoint named by the work dir's ``last_checkpoint`` (mmengine's
+    ``find_latest_checkpoint``), or ``None``. The crash-safe checkpoint hooks
+    write that name only once its file is complete, and ``tools/train.py``
+    resumes from it."""
+    if not osp.isfile(osp.join(work_dir, 'last_checkpoint')):
+        return None  # mmengine would log that it found none
+    path = find_latest_checkpoint(work_dir)
+    return path if path and osp.isfile(path) else None
 
 
-def checkpoint_step(path: str) -> int:
-    match = re.search(r'(?:epoch|iter)_(\d+)\.pth$', path)
-    return int(match.group(1)) if match else -1
-
-
-def latest_checkpoint(work_dir: str) -> Optional[str]:
-    """The newest complete ``epoch_N.pth``/``iter_N.pth`` in ``work_dir``."""
-    found = sorted(
-        glob.glob(osp.join(work_dir, 'epoch_*.pth')) +
-        glob.glob(osp.join(work_dir, 'iter_*.pth')),
-        key=checkpoint_step)
-    for path in reversed(found):
-        if is_complete_checkpoint(path):
-            return path
-    return None
+def is_last_checkpoint(work_dir: str, path: str) -> bool:
+    last = last_checkpoint(work_dir)
+    return last is not None and osp.realpath(last) == osp.realpath(path)
 
 
 def show_path(path: str) -> str:
@@ -201,7 +196,6 @@ def run_logged(cmd: Sequence[str], log_path: str, verbose: bool) -> None:
 
 def final_step(job: Job, smoke: bool) -> int:
     """max_epochs / max_iters of the job's config (and the smoke options)."""
-    from mmengine.config import Config
     cfg = Config.fromfile(osp.join(REPO, job.config))
     if smoke:
         return 1 if job.by_epoch else 2
@@ -224,43 +218,42 @@ def newest_metrics_json(test_dir: str) -> Dict:
 def make_data(data_dir: str, smoke: bool) -> Dict[str, str]:
     sizes = SMOKE_DATA if smoke else {}
     suffix = '_smoke' if smoke else ''
-    try:
-        coco = make_coco_dataset(
-            osp.join(data_dir, f'synthetic_coco{suffix}'), **sizes)
-        ade = make_ade20k_dataset(
-            osp.join(data_dir, f'synthetic_ade20k{suffix}'), **sizes)
-    except SyntheticDatasetError as exc:
-        raise SystemExit(f'error: {exc}')
+    coco = make_coco_dataset(
+        osp.join(data_dir, f'synthetic_coco{suffix}'), **sizes)
+    ade = make_ade20k_dataset(
+        osp.join(data_dir, f'synthetic_ade20k{suffix}'), **sizes)
     return {'coco': coco, 'ade20k': ade}
 
 
 def train(job: Job, work_dir: str, data_root: str, args) -> float:
-    """Train unless the last checkpoint exists; resume a cut-short run."""
+    """Train unless the work dir's last checkpoint is the final one; a
+    cut-short run resumes (``tools/train.py`` does it from the work dir)."""
     last = final_step(job, args.smoke)
     unit = 'epoch' if job.by_epoch else 'iter'
     final = osp.join(work_dir, f'{unit}_{last}.pth')
-    if is_complete_checkpoint(final):
+    if is_last_checkpoint(work_dir, final):
         print(f'{job.title}: trained already ({show_path(final)})')
         return 0.0
+    resume = last_checkpoint(work_dir)
+    if resume:
+        print(f'{job.title}: resuming from {show_path(resume)}')
     cmd = [sys.executable, osp.join(REPO, 'tools', 'train.py'),
            osp.join(REPO, job.config), '--work-dir', work_dir,
            '--data-root', data_root]
-    resume = latest_checkpoint(work_dir)
-    if resume:
-        print(f'{job.title}: resuming from {show_path(resume)}')
-        cmd += ['--resume', resume]
     if args.smoke:
         cmd += ['--cfg-options'] + SMOKE_OPTIONS[job.by_epoch]
     start = time.time()
     run_logged(cmd, osp.join(work_dir, 'train_console.log'), args.verbose)
-    if not is_complete_checkpoint(final):
+    if not is_last_checkpoint(work_dir, final):
         raise SystemExit(f'error: training ended without {final}')
     return time.time() - start
 
 
 def test(job: Job, work_dir: str, data_root: str, args) -> Dict:
     """Evaluate the last checkpoint (once: the result is kept in a file)."""
-    checkpoint = latest_checkpoint(work_dir)
+    checkpoint = last_checkpoint(work_dir)
+    if checkpoint is None:
+        raise SystemExit(f'error: {work_dir} has no last_checkpoint to test')
     done_file = osp.join(work_dir, 'test_metrics.json')
     if osp.isfile(done_file):
         with open(done_file) as f:
@@ -310,14 +303,6 @@ def test(job: Job, work_dir: str, data_root: str, args) -> Dict:
 def draw_pictures(jobs: Sequence[Job], results: Dict, roots: Dict[str, str],
                   work_root: str) -> List[str]:
     """Curves of every run, and validation predictions of each model."""
-    from mmengine.config import Config
-
-    from convmlp_mm.visualization import (
-        find_files,
-        plot_training_curves,
-        save_image_grid,
-        save_segmentation_figure,
-    )
     pictures = [plot_training_curves(
         [(job.title, osp.join(work_root, job.key), list(job.metrics.values()))
          for job in jobs], osp.join(work_root, 'training_curves.png'))]

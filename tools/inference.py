@@ -20,21 +20,18 @@ import argparse
 import os.path as osp
 from typing import Optional, Sequence
 
-from mmengine.config import DictAction
-
-from convmlp_mm.apis import InferenceInputError, inference
-from convmlp_mm.cli import command
+from convmlp_mm.apis import inference
+from convmlp_mm.cli import add_model_arguments, command
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description='Draw and save the predictions of a detector or '
         'segmentor config on images, folders of images or videos.')
-    parser.add_argument('config', help='detector (mmdet) or segmentor '
-                        '(mmseg) config')
-    parser.add_argument(
-        'checkpoint', help='checkpoint of that model (e.g. from '
-        'tools/train.py); "none" runs random weights')
+    add_model_arguments(
+        parser, 'detector (mmdet) or segmentor (mmseg) config',
+        'checkpoint of that model (e.g. from tools/train.py)',
+        cfg_example='model.test_cfg.score_thr=0.1')
     parser.add_argument('inputs', nargs='+',
                         help='image files, folders of images, video files')
     parser.add_argument('--out-dir', default='work_dirs/inference')
@@ -47,9 +44,6 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument('--classes', nargs='+',
                         help='class names, overriding the checkpoint\'s')
     parser.add_argument(
-        '--cfg-options', nargs='+', action=DictAction,
-        help='override config settings, e.g. model.test_cfg.score_thr=0.1')
-    parser.add_argument(
         '--backend', choices=('pytorch', 'onnxruntime'), default='pytorch',
         help='onnxruntime: CHECKPOINT is a .onnx from '
         'tools/deploy/export_onnx.py (docs/deployment.md)')
@@ -59,17 +53,11 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
 @command
 def main(argv: Optional[Sequence[str]] = None) -> dict:
     args = parse_args(argv)
-    checkpoint = None if args.checkpoint.lower() == 'none' else \
-        args.checkpoint
-    try:
-        summary = inference(args.config, checkpoint, args.inputs,
-                            args.out_dir, device=args.device,
-                            score_thr=args.score_thr,
-                            batch_size=args.batch_size, classes=args.classes,
-                            cfg_options=args.cfg_options,
-                            backend=args.backend)
-    except (InferenceInputError, FileNotFoundError, ValueError) as error:
-        raise SystemExit(f'error: {error}')
+    summary = inference(args.config, args.checkpoint, args.inputs,
+                        args.out_dir, device=args.device,
+                        score_thr=args.score_thr,
+                        batch_size=args.batch_size, classes=args.classes,
+                        cfg_options=args.cfg_options, backend=args.backend)
     count = len(summary['results'])
     print(f'{count} {"frame/image" if count == 1 else "frames/images"}: '
           f'drawn predictions in {osp.join(args.out_dir, "vis")}, results in '

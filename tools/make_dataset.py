@@ -15,14 +15,13 @@ import json
 import os.path as osp
 import sys
 
+from convmlp_mm.cli import command
 from convmlp_mm.datasets import (
     DEFAULT_CLASSES,
     MARKER,
-    SyntheticDatasetError,
     make_ade20k_dataset,
     make_coco_dataset,
 )
-from convmlp_mm.cli import command
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -55,15 +54,11 @@ def main(argv=None) -> int:
                   seed=args.seed)
     if args.image_size:
         common['image_size'] = tuple(args.image_size)
-    try:
-        if args.format == 'coco':
-            root = make_coco_dataset(root, classes=args.classes, **common)
-        else:
-            root = make_ade20k_dataset(root, num_classes=args.num_classes,
-                                       **common)
-    except SyntheticDatasetError as exc:
-        print(f'error: {exc}', file=sys.stderr)
-        return 2
+    if args.format == 'coco':
+        root = make_coco_dataset(root, classes=args.classes, **common)
+    else:
+        root = make_ade20k_dataset(root, num_classes=args.num_classes,
+                                   **common)
     with open(osp.join(root, MARKER)) as f:
         marker = json.load(f)
     print(f'{args.format} dataset at {root}: '

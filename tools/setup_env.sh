@@ -31,8 +31,39 @@ ext_loader.load_ext('_ext', ['nms', 'roi_align_forward'])
 PY
 }
 
+link_for_mim() {
+  # mim (openmim 0.3.9) reads a package's model index from
+  # <where its metadata is>/convmlp_mm/.mim/model-index.yml, i.e. from
+  # site-packages/convmlp_mm/, where an editable install puts nothing: link
+  # the checkout's package there (imports then find it through the link;
+  # setup.py makes .mim/ links to model-index.yml and configs/). The link
+  # is added to the install's RECORD, so `pip uninstall convmlp_mm` removes
+  # it. Prints nothing when the link is already there. (-I: not the
+  # checkout's convmlp_mm.egg-info, which the current folder would show.)
+  "$PY" -I - "$PWD/convmlp_mm" <<'PY'
+import importlib.metadata as md
+import os
+import os.path as osp
+import sys
+
+package = sys.argv[1]
+dist = md.distribution('convmlp_mm')
+link = osp.join(str(dist.locate_file('')), 'convmlp_mm')
+if osp.islink(link) and osp.realpath(link) == osp.realpath(package):
+    raise SystemExit(0)
+if osp.lexists(link):
+    raise SystemExit(f'[setup] ERROR: {link} exists and is not a link to '
+                     f'{package}: pip uninstall convmlp_mm, then run again')
+os.symlink(package, link)
+(record, ) = [f.locate() for f in dist.files if f.name == 'RECORD']
+with open(record, 'a') as f:
+    f.write('convmlp_mm,,\n')
+print(f'[setup] linked {link} -> {package} (for mim)')
+PY
+}
+
 if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$wanted" ] && ops_ok \
-    && "$PY" -c 'import convmlp_mm' 2>/dev/null; then
+    && "$PY" -c 'import convmlp_mm' 2>/dev/null && link_for_mim; then
   say "environment $VENV is up to date"
   exit 0
 fi
@@ -76,6 +107,7 @@ fi
 
 say "installing convmlp_mm (editable) with mmengine, mmdet, mmsegmentation and the test, onnx and tensorboard extras"
 pip_install -e '.[tests,onnx,tensorboard]'
+link_for_mim
 
 "$PY" - <<'PY'
 import torch, mmcv, mmengine, mmdet, mmseg, convmlp_mm

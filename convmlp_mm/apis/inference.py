@@ -35,10 +35,6 @@ import mmengine
 import numpy as np
 from mmengine.config import Config
 
-from convmlp_mm.config.core import task_of
-from convmlp_mm.config.checks import check_config
-from convmlp_mm.datasets.image_files import VIDEO_EXTENSIONS
-from convmlp_mm.models.loading import strict_inferencer
 from convmlp_mm.apis.inputs import (
     InferenceInputError,
     check_regular_file,
@@ -46,6 +42,10 @@ from convmlp_mm.apis.inputs import (
     read_image,
     unique_name,
 )
+from convmlp_mm.config import check_config, config_classes, task_of
+from convmlp_mm.datasets.image_files import VIDEO_EXTENSIONS
+from convmlp_mm.deploy.runtime import use_onnxruntime
+from convmlp_mm.models.loading import strict_inferencer
 
 
 def _head_num_classes(model) -> Optional[int]:
@@ -56,12 +56,6 @@ def _head_num_classes(model) -> Optional[int]:
         if module is not None and hasattr(module, 'num_classes'):
             return int(module.num_classes)
     return None
-
-
-def _config_classes(cfg: Config) -> Optional[Tuple[str, ...]]:
-    dataset = cfg.get('test_dataloader', {}).get('dataset', {})
-    classes = (dataset.get('metainfo') or {}).get('classes')
-    return tuple(classes) if classes else None
 
 
 def _drop_annotation_loading(cfg: Config) -> None:
@@ -135,7 +129,6 @@ def build_inferencer(config: Union[str, Config],
         # SyncBN needs a process group; in eval mode BN computes the same.
         inferencer.model = revert_sync_batchnorm(inferencer.model)
     if onnx_path is not None:
-        from convmlp_mm.deploy.runtime import use_onnxruntime
         use_onnxruntime(inferencer.model, onnx_path)
 
     num_classes = _head_num_classes(inferencer.model)
@@ -144,8 +137,8 @@ def build_inferencer(config: Union[str, Config],
         chosen = tuple(classes)
     elif num_classes is not None and \
             len(meta.get('classes') or ()) != num_classes and \
-            _config_classes(cfg) is not None:
-        chosen = _config_classes(cfg)  # checkpoint without dataset_meta
+            config_classes(cfg) is not None:
+        chosen = config_classes(cfg)  # checkpoint without dataset_meta
     else:
         chosen = tuple(meta.get('classes') or ())
     if num_classes is not None and len(chosen) != num_classes:

@@ -13,8 +13,13 @@ from typing import List, Sequence, Set, Union
 import mmcv
 import numpy as np
 
-from convmlp_mm.datasets.image_files import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, list_images
-from convmlp_mm.errors import InferenceInputError  # noqa: F401
+from convmlp_mm.datasets.checks import check_image_file
+from convmlp_mm.datasets.image_files import (
+    IMAGE_EXTENSIONS,
+    VIDEO_EXTENSIONS,
+    list_images,
+)
+from convmlp_mm.errors import AnnotationError, InferenceInputError
 
 __all__ = ['InferenceInputError', 'MAX_IMAGE_BYTES', 'collect_inputs',
            'check_regular_file', 'read_image', 'unique_name']
@@ -53,8 +58,6 @@ def read_image(path: str) -> np.ndarray:
     """The RGB pixels of an image file; :class:`InferenceInputError` naming
     the file when it is not a regular file, too large, truncated or does not
     decode."""
-    from convmlp_mm.config.data_checks import AnnotationError
-    from convmlp_mm.datasets.dataset_checks import check_image_file
     check_regular_file(path, MAX_IMAGE_BYTES)
     try:
         check_image_file(path, 'input')

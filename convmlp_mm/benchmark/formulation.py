@@ -6,7 +6,6 @@ from typing import List, Sequence
 
 import torch
 
-from convmlp_mm.models.builder import backbone_from
 from convmlp_mm.benchmark.harness import (
     autocast,
     bf16_supported,
@@ -15,7 +14,10 @@ from convmlp_mm.benchmark.harness import (
     measure_interleaved,
     train_fn,
 )
-from convmlp_mm.benchmark.reference import make_reference, max_relative_difference
+from convmlp_mm.benchmark.reference import (
+    make_reference,
+    max_relative_difference,
+)
 from convmlp_mm.benchmark.sections import (
     MODEL_PAIRS,
     build_backbone,
@@ -24,6 +26,7 @@ from convmlp_mm.benchmark.sections import (
     fmt_shape,
     synthetic_batch,
 )
+from convmlp_mm.models.builder import backbone_from
 
 # Whole models timed on the default backbone and on the reference.
 WHOLE_MODELS = ('RetinaNet', 'Semantic FPN')

@@ -24,6 +24,7 @@ import torch.nn as nn
 from torch.utils.benchmark import Measurement, Timer
 
 from convmlp_mm.engine.allocator import keep_freed_cpu_memory
+from convmlp_mm.models import cpu_info
 
 
 class Settings:
@@ -245,16 +246,10 @@ def environment(device: torch.device, threads: int) -> dict:
 
 
 def _cpu_name() -> str:
-    try:
-        with open('/proc/cpuinfo') as f:
-            for line in f:
-                if line.startswith('model name'):
-                    name = line.split(':', 1)[1].strip()
-                    flags = next((ln for ln in open('/proc/cpuinfo')
-                                  if ln.startswith('flags')), '')
-                    if 'avx512_bf16' in flags:
-                        name += ' (avx512_bf16)'
-                    return f'{name}, {os.cpu_count()} logical CPUs'
-    except OSError:
-        pass
-    return platform.processor() or 'unknown CPU'
+    info = cpu_info()
+    name = info.get('model name')
+    if not name:
+        return platform.processor() or 'unknown CPU'
+    if 'avx512_bf16' in info.get('flags', '').split():
+        name += ' (avx512_bf16)'
+    return f'{name}, {os.cpu_count()} logical CPUs'

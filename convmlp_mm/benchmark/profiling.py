@@ -13,7 +13,12 @@ from convmlp_mm.benchmark.harness import (
     measure,
     train_fn,
 )
-from convmlp_mm.benchmark.sections import build_backbone, complexity, display_name, fmt_shape
+from convmlp_mm.benchmark.sections import (
+    build_backbone,
+    complexity,
+    display_name,
+    fmt_shape,
+)
 
 # Ops shown per profile; the rest is summed into one row.
 TOP_OPS = 8

@@ -1,6 +1,5 @@
 """The benchmark's sections: each measures one thing and returns table
 rows (dicts)."""
-import argparse
 import os.path as osp
 import time
 from typing import List, Tuple
@@ -8,7 +7,7 @@ from typing import List, Tuple
 import torch
 import torch.nn as nn
 
-from convmlp_mm.models.builder import backbone_from
+from convmlp_mm.analysis.complexity import count
 from convmlp_mm.benchmark.harness import (
     autocast,
     best_fp32_rate,
@@ -21,11 +20,16 @@ from convmlp_mm.benchmark.harness import (
     peak_memory_mib,
     train_fn,
 )
-from convmlp_mm.benchmark.reference import REFERENCE, make_reference, max_relative_difference
+from convmlp_mm.benchmark.reference import (
+    REFERENCE,
+    make_reference,
+    max_relative_difference,
+)
+from convmlp_mm.config import build_model
+from convmlp_mm.models.builder import backbone_from
 
-# The checkout the package is installed from (``pip install -e``): the
-# whole-model section reads its configs/ from there.
-ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+# The package's folder, followed through a link to the checkout.
+PACKAGE = osp.dirname(osp.dirname(osp.realpath(__file__)))
 
 # Paper Table 3, GMACs at 224x224 (docs/model_zoo.md).
 PAPER_GMACS = {'s': 2.4, 'm': 3.9, 'l': 9.9}
@@ -69,24 +73,22 @@ def display_name(name: str) -> str:
 def complexity(model: nn.Module, shape: Tuple[int, int],
                device: torch.device) -> Tuple[int, int]:
     """(parameters, MACs) of one image, by ``mmengine.analysis``."""
-    from mmengine.analysis import FlopAnalyzer, parameter_count
-    model.eval()
-    x = torch.randn(1, 3, *shape, device=device)
-    flops = FlopAnalyzer(model, (x, ))
-    flops.unsupported_ops_warnings(False).uncalled_modules_warnings(False)
-    return parameter_count(model)[''], flops.total()
+    result = count(model, (torch.randn(1, 3, *shape, device=device), ))
+    return result['params'], result['macs']
 
 
-def parse_shape(text: str) -> Tuple[int, int]:
-    parts = text.lower().split('x')
-    if len(parts) == 1:
-        parts = parts * 2
-    try:
-        h, w = (int(p) for p in parts)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f'size "{text}" is not N or HxW (e.g. 224 or 800x1333)')
-    return h, w
+def config_path(config: str) -> str:
+    """The path of one of the project's configs (``configs/...``): in the
+    checkout the package runs from, else in the package's ``.mim/`` copy
+    (an installed wheel)."""
+    for root in (osp.dirname(PACKAGE), osp.join(PACKAGE, '.mim')):
+        path = osp.join(root, config)
+        if osp.exists(path):
+            return path
+    raise FileNotFoundError(
+        f'config {config} is neither in {osp.dirname(PACKAGE)} nor in '
+        f'{osp.join(PACKAGE, ".mim")}; reinstall convmlp_mm (make install) '
+        'or pass --no-models.')
 
 
 def fmt_shape(shape: Tuple[int, int]) -> str:
@@ -273,26 +275,14 @@ def _strip_pretrained(cfg) -> None:
 def build_whole_model(config: str, scope: str, device: torch.device):
     from mmengine.config import Config
     from mmengine.hub import get_config
-    from mmengine.registry import DefaultScope
     if config.startswith(scope + '::'):
         cfg = get_config(config)
     else:
-        path = config if osp.isabs(config) else osp.join(ROOT, config)
-        if not osp.exists(path):
-            raise FileNotFoundError(
-                f'config {config} does not exist; run from a full checkout '
-                'or pass --no-models.')
-        cfg = Config.fromfile(path)
+        cfg = Config.fromfile(
+            config if osp.isabs(config) else config_path(config))
     _strip_pretrained(cfg)
-    if scope == 'mmdet':
-        import mmdet.models  # noqa: F401  (fills mmdet's registries)
-        from mmdet.registry import MODELS
-    else:
-        import mmseg.models  # noqa: F401
-        from mmseg.registry import MODELS
-    with DefaultScope.overwrite_default_scope(scope):
-        torch.manual_seed(0)
-        model = MODELS.build(cfg.model)
+    torch.manual_seed(0)
+    model = build_model(cfg, scope)
     # Default torch init: speed does not depend on the weights' values.
     return model.to(device)
 

@@ -12,10 +12,11 @@ import errno
 import os
 import os.path as osp
 import shutil
-from typing import Optional
+from typing import Callable, Optional, Union
 
 import torch
-from convmlp_mm.errors import DiskFullError  # noqa: F401
+
+from convmlp_mm.errors import DiskFullError
 
 PARTIAL_SUFFIX = '.partial'
 NO_ROOM = {errno.ENOSPC: 'the disk is full',
@@ -91,29 +92,70 @@ def partial_path(path: str) -> str:
     return path + PARTIAL_SUFFIX
 
 
-def write_text_atomically(path: str, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file and a rename."""
+def write_atomically(write: Callable[[str], None], path: str,
+                     needed: Union[int, Callable[[], int]],
+                     previous: Optional[str] = None) -> None:
+    """``write(partial)`` writes the new ``path`` under its ``.partial``
+    name; it is then fsynced and renamed into place. A failed write removes
+    the ``.partial``; no room is a :class:`DiskFullError` saying ``needed``
+    bytes (an int, or a function asked only then) and naming ``previous``,
+    the file kept."""
     partial = partial_path(path)
     try:
-        with open(partial, 'w') as f:
-            f.write(text)
+        write(partial)
         replace_atomically(partial, path)
     except OSError as exc:
-        error = write_failure(exc, path, len(text.encode()))
+        error = write_failure(exc, path,
+                              needed() if callable(needed) else needed,
+                              previous)
         if error is exc:
             raise
         raise error from exc
+
+
+def write_text_atomically(path: str, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file and a rename."""
+
+    def write(partial: str) -> None:
+        with open(partial, 'w') as f:
+            f.write(text)
+
+    write_atomically(write, path, len(text.encode()))
 
 
 def save_checkpoint_atomically(obj, path: str) -> None:
     """``torch.save`` to a temporary file renamed into place, so an
     interrupted write never leaves a half-written file under ``path``."""
-    partial = partial_path(path)
-    try:
-        torch.save(obj, partial)
-        replace_atomically(partial, path)
-    except OSError as exc:
-        error = write_failure(exc, path, tensor_bytes(obj))
-        if error is exc:
-            raise
-        raise error from exc
+    write_atomically(lambda partial: torch.save(obj, partial), path,
+                     lambda: tensor_bytes(obj))
+
+
+def commit_checkpoint(save: Callable[[str], None],
+                      path: str,
+                      pointer: str,
+                      *,
+                      writer: bool = True,
+                      needed: Union[int, Callable[[], int]] = 0,
+                      previous: Optional[str] = None) -> None:
+    """The crash-safe commit of a training checkpoint (both
+    ``AtomicCheckpointHook`` and ``PreemptionHook``).
+
+    ``save(partial)`` writes the checkpoint under its ``.partial`` name
+    (every process calls it; in a distributed run only the ``writer``
+    writes, as mmengine's ``Runner.save_checkpoint`` does); the writer then
+    fsyncs and renames it to ``path`` and replaces ``pointer`` (mmengine's
+    ``last_checkpoint`` text file) with ``path`` the same way. A kill at
+    any moment leaves ``pointer`` naming a complete file. ``needed`` and
+    ``previous`` are as in :func:`write_atomically`."""
+    if not writer:
+        save(path + PARTIAL_SUFFIX)
+        return
+    write_atomically(save, path, needed, previous)
+    write_text_atomically(pointer, path)
+
+
+__all__ = [
+    'PARTIAL_SUFFIX', 'commit_checkpoint', 'partial_path',
+    'replace_atomically', 'save_checkpoint_atomically', 'tensor_bytes',
+    'write_atomically', 'write_failure', 'write_text_atomically'
+]

@@ -4,23 +4,42 @@
 :func:`register_safe_loaders` (called by ``convmlp_mm/__init__.py``) makes
 every scheme of mmengine's ``CheckpointLoader`` load with
 ``weights_only=True``: the ones registered now (local files, ``http(s)://``,
-``open-mmlab://``, ``mmcls://``, ``torchvision://``, ``pavi://``, ...) and
-any a package registers later. The zoo schemes resolve a name to a URL and
-call ``torch.hub.load_state_dict_from_url``, which unpickles with
-``weights_only=False`` a file it finds in ``$TORCH_HOME/hub/checkpoints``;
-so rather than re-implement each scheme, every scheme loader runs inside
-:func:`weights_only_torch_load`, where ``torch.load`` itself is
-:func:`safe_torch_load` whatever its caller asks for. After the import, the
-backbone's ``init_cfg``, a config's ``load_from``, ``--resume`` and the tools
-all load through the same door. There is deliberately no switch to turn this
-off: a checkpoint must never be able to run code.
+``open-mmlab://``, ``mmcls://``, ``torchvision://``, ``pavi://``, ...), any
+a package registers later, and any put into its table by hand. After the
+import, the backbone's ``init_cfg``, a config's ``load_from``, ``--resume``
+and the tools all load through the same door. There is deliberately no
+switch to turn this off: a checkpoint must never be able to run code.
+
+What is torch's and mmengine's public API, and what is still patched:
+
+- Local files and ``http(s)://`` are our own scheme loaders, registered
+  with mmengine's public ``CheckpointLoader.register_scheme(force=True)``;
+  they call :func:`safe_torch_load` (``weights_only=True``, errors that
+  name the file, a cached download read without the network).
+- The zoo schemes (``open-mmlab://``, ``mmcls://``, third-party ones)
+  resolve a name to a URL and call ``torch.hub.load_state_dict_from_url``,
+  which asks for ``weights_only=False``. Rather than re-implement each
+  scheme, each load runs with torch's public switch
+  ``TORCH_FORCE_WEIGHTS_ONLY_LOAD=1``, which makes every ``torch.load``
+  use ``weights_only=True`` whatever its caller passes (and
+  ``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD`` is unset meanwhile). ``torch.load``
+  itself is no longer replaced.
+- Patched, because mmengine has no hook for it: the one public entry point
+  ``CheckpointLoader.load_checkpoint``, which every scheme is reached
+  through (mmengine's ``load_checkpoint``, ``Runner.resume``, ``init_cfg``,
+  the inferencers), is wrapped so that the switch above is on during the
+  load and every failure becomes a :class:`~convmlp_mm.errors.CheckpointError`
+  naming the checkpoint and, when torch was reading one, the file on disk.
+  mmengine's private ``_register_scheme``, ``_get_checkpoint_loader`` and
+  ``_schemes`` are left alone.
 
 Resuming: mmengine's own training checkpoints hold a ``HistoryBuffer`` (numpy
 arrays and scalars) in their message hub. Exactly the classes that needs are
-allow-listed; the ``getattr`` its pickle calls is served by a stand-in that
-resolves only ``HistoryBuffer``'s statistics methods, and only inside our
-loader, because allow-listing ``builtins.getattr`` itself would let a pickle
-reach any attribute of any allowed object.
+allow-listed (torch's public ``add_safe_globals``); the ``getattr`` its
+pickle calls is served, through torch's ``safe_globals`` context and only
+inside our loads, by a stand-in that resolves only ``HistoryBuffer``'s
+statistics methods, because allow-listing ``builtins.getattr`` itself would
+let a pickle reach any attribute of any allowed object.
 """
 import contextlib
 import functools
@@ -29,13 +48,14 @@ import os.path as osp
 import pickle
 import re
 import threading
-from typing import Callable, List
+import traceback
+from typing import List, Optional
 from urllib.parse import urlparse
 
 import torch
 from mmengine.runner.checkpoint import CheckpointLoader
-from convmlp_mm.errors import CheckpointError  # noqa: F401
 
+from convmlp_mm.errors import CheckpointError
 
 # The statistics mmengine registers on HistoryBuffer; a checkpoint pickles
 # them as getattr(HistoryBuffer, name) in the buffer's ``statistics_methods``.
@@ -92,6 +112,43 @@ def _restricted_getattr():
     return contextlib.nullcontext()
 
 
+def _first_line(exc: BaseException) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else ''
+
+
+def read_error(exc: BaseException, name: str) -> CheckpointError:
+    """The :class:`~convmlp_mm.errors.CheckpointError` for a ``torch.load``
+    of ``name`` that raised ``exc``: a pickle that asks for more than
+    tensors is refused, anything else is a damaged file."""
+    if isinstance(exc, pickle.UnpicklingError):
+        operand = re.search(r'Unsupported operand [^\n]*', str(exc))
+        if not operand:
+            # torch's own wording of what the pickle asked for, without the
+            # boilerplate that suggests weights_only=False.
+            detail = re.search(r'(Unsupported global|Trying to|Can only)'
+                               r'[^\n]*', str(exc))
+            return CheckpointError(
+                f'Refusing to load checkpoint "{name}": it asks to run or '
+                'build something other than tensors ('
+                f'{detail.group(0) if detail else _first_line(exc)}). '
+                'Checkpoints are loaded with weights_only=True so that a '
+                'file cannot run code. If you wrote this file yourself and '
+                'trust it, re-save it as a plain state dict '
+                '(torch.save(model.state_dict(), path)).')
+        # not a pickle stream at all: text, an HTML page, ...
+        reason = operand.group(0)
+    else:
+        reason = f'{type(exc).__name__}: {_first_line(exc)}'
+    return CheckpointError(
+        f'Could not read checkpoint "{name}": it is truncated, corrupt or '
+        f'not a PyTorch checkpoint ({reason}). Download or save it again.')
+
+
+# What torch.load raises for a file it cannot (or may not) read.
+READ_ERRORS = (pickle.UnpicklingError, RuntimeError, EOFError, OSError,
+               ValueError, KeyError)
+
+
 def safe_torch_load(source, name: str, map_location='cpu'):
     """``torch.load`` with ``weights_only=True`` and errors that name the file.
 
@@ -103,36 +160,11 @@ def safe_torch_load(source, name: str, map_location='cpu'):
         name: How to name the file in error messages (path or URL).
     """
     try:
-        with _restricted_getattr():
-            # torch.serialization.load, not torch.load: inside
-            # weights_only_torch_load the latter is this function.
-            return torch.serialization.load(
-                source, map_location=map_location, weights_only=True)
-    except pickle.UnpicklingError as exc:
-        operand = re.search(r'Unsupported operand [^\n]*', str(exc))
-        if operand:  # not a pickle stream at all: text, an HTML page, ...
-            raise CheckpointError(
-                f'Could not read checkpoint "{name}": it is truncated, '
-                f'corrupt or not a PyTorch checkpoint ({operand.group(0)}). '
-                'Download or save it again.') from exc
-        first_line = str(exc).strip().splitlines()[0] if str(exc) else ''
-        # torch's own wording of what the pickle asked for, without the
-        # boilerplate that suggests weights_only=False.
-        detail = re.search(r'(Unsupported global|Unsupported operand|Trying '
-                           r'to|Can only)[^\n]*', str(exc))
-        raise CheckpointError(
-            f'Refusing to load checkpoint "{name}": it asks to run or build '
-            f'something other than tensors ('
-            f'{detail.group(0) if detail else first_line}). Checkpoints are '
-            'loaded with weights_only=True so that a file cannot run code. If '
-            'you wrote this file yourself and trust it, re-save it as a plain '
-            'state dict (torch.save(model.state_dict(), path)).') from exc
-    except (RuntimeError, EOFError, OSError, ValueError, KeyError) as exc:
-        raise CheckpointError(
-            f'Could not read checkpoint "{name}": it is truncated, corrupt or '
-            f'not a PyTorch checkpoint ({type(exc).__name__}: '
-            f'{str(exc).strip().splitlines()[0] if str(exc) else ""}). '
-            'Download or save it again.') from exc
+        with weights_only_loads():
+            return torch.load(source, map_location=map_location,
+                              weights_only=True)
+    except READ_ERRORS as exc:
+        raise read_error(exc, name) from exc
 
 
 def _load_from_local(filename: str, map_location=None):
@@ -171,85 +203,98 @@ def _download(url: str, dst: str) -> None:
             f'{osp.basename(urlparse(url).path)}') from exc
 
 
-# Held while torch.load is swapped: one swap at a time, re-entrant for a
-# scheme loader that calls another (open-mmlab:// calls http's).
-_SWAP_LOCK = threading.RLock()
+# The public switch of torch.load (torch >= 2.4) and its opposite.
+FORCE_WEIGHTS_ONLY = 'TORCH_FORCE_WEIGHTS_ONLY_LOAD'
+FORCE_NO_WEIGHTS_ONLY = 'TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD'
+# Held during a load: the switches are process-wide, so one owner at a
+# time; re-entrant for a load inside a load (open-mmlab:// calls http's).
+_LOAD_LOCK = threading.RLock()
+_depth = 0
 _SAFE_MARK = '_convmlp_weights_only'
 
 
 @contextlib.contextmanager
-def weights_only_torch_load(name: str):
-    """Inside this block every ``torch.load`` call (torch.hub's, mmengine's,
-    a third-party scheme's) is :func:`safe_torch_load`, whatever
-    ``weights_only`` its caller passes; errors name ``name`` and the file."""
-
-    def forced(f, map_location=None, *args, **kwargs):
-        shown = name
-        if isinstance(f, (str, os.PathLike)) and os.fspath(f) != name:
-            shown = f'{name} (file {os.fspath(f)})'
-        return safe_torch_load(f, shown, map_location)
-
-    with _SWAP_LOCK:
-        previous = torch.load
-        torch.load = forced
-        try:
-            yield
-        finally:
-            torch.load = previous
-
-
-def make_scheme_loader_safe(loader: Callable) -> Callable:
-    """``loader`` (a ``CheckpointLoader`` scheme function) run inside
-    :func:`weights_only_torch_load`; a scheme that cannot work here (its
-    package is missing, the name is not in its list) is a
-    :class:`CheckpointError` naming the checkpoint."""
-    if getattr(loader, _SAFE_MARK, False):
-        return loader
-
-    @functools.wraps(loader)  # mmengine logs the loader's __name__
-    def safe_loader(filename, map_location=None, *args, **kwargs):
-        with weights_only_torch_load(str(filename)):
+def weights_only_loads():
+    """Inside this block every ``torch.load`` (torch.hub's, mmengine's, a
+    third-party scheme's) loads with ``weights_only=True`` whatever its
+    caller passes (torch's ``TORCH_FORCE_WEIGHTS_ONLY_LOAD``), and may call
+    ``getattr`` for ``HistoryBuffer``'s statistics only. The environment is
+    restored on leaving the outermost block."""
+    global _depth
+    with _LOAD_LOCK:
+        if _depth:
+            _depth += 1
             try:
-                return loader(filename, map_location, *args, **kwargs)
-            except ImportError as exc:
-                raise CheckpointError(
-                    f'Cannot load checkpoint "{filename}": its scheme needs '
-                    f'a package that is not installed ({exc}). Download '
-                    'the file elsewhere and pass its local path '
-                    'instead.') from exc
-            except KeyError as exc:
+                yield
+            finally:
+                _depth -= 1
+            return
+        saved = {k: os.environ.get(k)
+                 for k in (FORCE_WEIGHTS_ONLY, FORCE_NO_WEIGHTS_ONLY)}
+        os.environ[FORCE_WEIGHTS_ONLY] = '1'
+        os.environ.pop(FORCE_NO_WEIGHTS_ONLY, None)
+        _depth = 1
+        try:
+            with _restricted_getattr():
+                yield
+        finally:
+            _depth = 0
+            for key, value in saved.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
+
+
+def _file_torch_read(exc: BaseException) -> Optional[str]:
+    """The path ``torch.load`` was reading where ``exc`` was raised (torch's
+    messages name none), read from the traceback: ``''`` when it read a
+    file object, None when ``exc`` was not raised inside ``torch.load``."""
+    for frame, _ in traceback.walk_tb(exc.__traceback__):
+        if frame.f_code is torch.serialization.load.__code__:
+            source = frame.f_locals.get('f')
+            return os.fspath(source) if isinstance(
+                source, (str, os.PathLike)) else ''
+    return None
+
+
+def _guard_load_checkpoint() -> None:
+    """Wrap ``CheckpointLoader.load_checkpoint`` (see the module docstring):
+    :func:`weights_only_loads` around every scheme, and one
+    :class:`~convmlp_mm.errors.CheckpointError` naming the checkpoint for
+    a file torch cannot read, a scheme whose package is missing or a name
+    it does not know."""
+    if getattr(CheckpointLoader.load_checkpoint, _SAFE_MARK, False):
+        return
+    load = CheckpointLoader.load_checkpoint.__func__
+
+    @functools.wraps(load)
+    def load_checkpoint(cls, filename, map_location=None, logger='current'):
+        try:
+            with weights_only_loads():
+                return load(cls, filename, map_location, logger)
+        except CheckpointError:
+            raise
+        except ImportError as exc:
+            raise CheckpointError(
+                f'Cannot load checkpoint "{filename}": its scheme needs a '
+                f'package that is not installed ({exc}). Download the file '
+                'elsewhere and pass its local path instead.') from exc
+        except READ_ERRORS as exc:
+            path = _file_torch_read(exc)
+            if path is not None:
+                shown = f'{filename} (file {path})' if path and \
+                    path != str(filename) else filename
+                raise read_error(exc, shown) from exc
+            if isinstance(exc, KeyError):
                 raise CheckpointError(
                     f'Cannot load checkpoint "{filename}": {exc} is not a '
                     'name this scheme knows. Check the spelling, or pass a '
                     'local path or a URL.') from exc
+            raise
 
-    setattr(safe_loader, _SAFE_MARK, True)
-    return safe_loader
-
-
-def _patch_checkpoint_loader() -> None:
-    """Wrap every registered scheme, every later registration, and (for a
-    loader put into ``_schemes`` by hand) every lookup."""
-    loader_cls = CheckpointLoader
-    for prefix, loader in list(loader_cls._schemes.items()):
-        loader_cls._schemes[prefix] = make_scheme_loader_safe(loader)
-    if getattr(loader_cls._register_scheme, _SAFE_MARK, False):
-        return
-    register = loader_cls._register_scheme.__func__
-    get_loader = loader_cls._get_checkpoint_loader.__func__
-
-    def _register_scheme(cls, prefixes, loader, force=False):
-        return register(cls, prefixes, make_scheme_loader_safe(loader),
-                        force=force)
-
-    def _get_checkpoint_loader(cls, path):
-        loader = get_loader(cls, path)
-        return None if loader is None else make_scheme_loader_safe(loader)
-
-    for function in (_register_scheme, _get_checkpoint_loader):
-        setattr(function, _SAFE_MARK, True)
-    loader_cls._register_scheme = classmethod(_register_scheme)
-    loader_cls._get_checkpoint_loader = classmethod(_get_checkpoint_loader)
+    setattr(load_checkpoint, _SAFE_MARK, True)
+    CheckpointLoader.load_checkpoint = classmethod(load_checkpoint)
 
 
 def register_safe_loaders() -> None:
@@ -261,4 +306,11 @@ def register_safe_loaders() -> None:
     CheckpointLoader.register_scheme(prefixes='', force=True)(_load_from_local)
     CheckpointLoader.register_scheme(
         prefixes=('http://', 'https://'), force=True)(_load_from_http)
-    _patch_checkpoint_loader()
+    _guard_load_checkpoint()
+
+
+__all__ = [
+    'allow_mmengine_checkpoint_globals', 'mmengine_checkpoint_globals',
+    'read_error', 'register_safe_loaders', 'safe_torch_load',
+    'weights_only_loads'
+]

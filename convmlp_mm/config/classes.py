@@ -1,33 +1,38 @@
 """Class names and class counts of a run: ``--classes auto`` (read them from
-the data, set them everywhere) and the checks that a config's heads, datasets
-and annotation files agree, run before anything is built.
+the data, set them everywhere) and the checks that a config's heads,
+datasets and annotation files agree (:func:`check_classes_agree`), run
+before anything is built.
 
 Without these, a COCO file holding two of COCO's names trains the 80-class
 head without a word, and a config that sets ``metainfo.classes`` but forgets
 a head's ``num_classes`` trains a head of the wrong size.
 """
-import json
 import os.path as osp
 from typing import Iterator, List, Optional, Sequence, Tuple
 
 from mmengine.config import Config
 from mmengine.logging import print_log
 
-from convmlp_mm.config.core import ConfigError, task_of
-from convmlp_mm.config.data_checks import (
-    FULL_CHECK_MAX_BYTES,
-    check_coco_json,
-    leaf_datasets,
+from convmlp_mm.config.walk import (
+    dataset_classes,
+    loader_datasets,
     loaders_for,
+    task_of,
 )
+from convmlp_mm.datasets.checks import (
+    CLASS_LIST_FILE,
+    FULL_CHECK_MAX_BYTES,
+    CocoFiles,
+    ann_file_path,
+    class_list_path,
+    examples,
+    read_class_list,
+)
+from convmlp_mm.errors import ConfigError
 
-__all__ = [
-    'CLASS_LIST_FILE', 'check_classes', 'dataset_classes', 'head_classes',
-    'read_classes', 'set_classes'
-]
+__all__ = ['check_classes_agree', 'head_classes', 'read_classes',
+           'set_classes']
 
-#: The class list of a segmentation folder: ``DATA_ROOT/classes.txt``.
-CLASS_LIST_FILE = 'classes.txt'
 # Heads that have a num_classes of the dataset's classes. rpn_head is not one
 # of them: its num_classes=1 means "object".
 HEAD_KEYS = ('bbox_head', 'mask_head', 'decode_head', 'auxiliary_head')
@@ -57,88 +62,54 @@ def head_classes(model: dict, prefix: str = 'model'
                 yield name, head
 
 
-def _registered_classes(dataset: dict, task: str) -> Optional[tuple]:
-    if task == 'detection':
-        from mmdet.registry import DATASETS
-    else:
-        from mmseg.registry import DATASETS
-    dataset_cls = DATASETS.get(dataset.get('type', ''))
-    classes = getattr(dataset_cls, 'METAINFO', {}).get('classes')
-    return tuple(classes) if classes else None
-
-
-def dataset_classes(cfg: Config, mode: str
-                    ) -> List[Tuple[str, dict, Optional[tuple]]]:
+def _classes_by_dataset(cfg: Config, mode: str
+                        ) -> List[Tuple[str, dict, Optional[tuple]]]:
     """``(dataloader, dataset, classes)`` of every dataset a ``'train'`` or
-    ``'test'`` run reads; classes from ``metainfo.classes`` or else the
-    dataset type's own (``None`` when neither names any)."""
-    task = task_of(cfg)
-    found = []
-    for loader_name in loaders_for(cfg, mode):
-        loader = cfg.get(loader_name) or {}
-        for dataset in leaf_datasets(loader.get('dataset')):
-            metainfo = dataset.get('metainfo') or {}
-            classes = tuple(metainfo['classes']) if metainfo.get(
-                'classes') else _registered_classes(dataset, task)
-            found.append((loader_name, dataset, classes))
-    return found
+    ``'test'`` run reads (see :func:`~convmlp_mm.config.walk.
+    dataset_classes`)."""
+    task_of(cfg)  # a config of another library: its own error
+    scope = cfg.get('default_scope')
+    return [(loader_name, dataset, dataset_classes(dataset, scope))
+            for loader_name, dataset in loader_datasets(
+                cfg, loaders_for(cfg, mode))]
 
 
-def _ann_path(dataset: dict) -> Optional[str]:
-    ann_file = dataset.get('ann_file')
-    if not ann_file or '://' in str(ann_file):
-        return None
-    root = dataset.get('data_root') or ''
-    return ann_file if osp.isabs(ann_file) else osp.join(root, ann_file)
-
-
-def _coco_category_names(path: str) -> List[str]:
-    with open(path, encoding='utf-8') as f:
-        categories = json.load(f)['categories']
-    # mmdet's CocoDataset gives label i to the i-th category by id.
-    return [c['name'] for c in sorted(categories, key=lambda c: c['id'])]
-
-
-def read_classes(cfg: Config, mode: str = 'train') -> Tuple[str, ...]:
+def read_classes(cfg: Config, mode: str = 'train',
+                 coco: Optional[CocoFiles] = None) -> Tuple[str, ...]:
     """The class names of the data a run reads first (the training set, or
     the test set): the categories of its COCO annotation file (by id), or,
     for segmentation, one name a line of ``DATA_ROOT/classes.txt`` (line i:
-    training label i)."""
+    training label i). ``coco``: the run's parsed files."""
     loader_name = 'train_dataloader' if mode == 'train' else \
         'test_dataloader'
-    datasets = list(leaf_datasets((cfg.get(loader_name) or {}).get(
-        'dataset')))
+    datasets = [d for _, d in loader_datasets(cfg, [loader_name])]
     if not datasets:
         raise ConfigError(f'--classes auto: the config has no '
                           f'{loader_name}.dataset to read classes from.')
     dataset = datasets[0]
     if task_of(cfg) == 'detection':
-        path = _ann_path(dataset)
-        if path is None or not osp.isfile(path):
+        source = ann_file_path(dataset)
+        if source is None or not osp.isfile(source):
             raise ConfigError(
                 f'--classes auto reads the categories of {loader_name}\'s '
-                f'COCO annotation file, and {path} is not a file; pass '
+                f'COCO annotation file, and {source} is not a file; pass '
                 '--data-root DIR or set the dataset\'s ann_file.')
-        check_coco_json(path)  # a broken file: its own clear error
-        names = _coco_category_names(path)
-        source = path
+        # A broken file: its own clear error.
+        names = (coco or CocoFiles()).category_names(source)
     else:
-        root = dataset.get('data_root') or '.'
-        source = osp.join(root, CLASS_LIST_FILE)
+        source = osp.join(dataset.get('data_root') or '.', CLASS_LIST_FILE)
         if not osp.isfile(source):
             raise ConfigError(
                 f'--classes auto reads a segmentation folder\'s class names '
                 f'from {source}, which does not exist; write one name a line '
                 '(line 1: training label 0) into it (docs/own_data.md).')
-        with open(source, encoding='utf-8') as f:
-            names = [line.strip() for line in f if line.strip()]
+        names = read_class_list(source)
     if not names or len(set(names)) != len(names):
         raise ConfigError(
             f'--classes auto: {source} must name distinct classes, got '
             f'{names!r}.')
     print_log(f'--classes auto: {len(names)} classes from {source}: '
-              f'{", ".join(names[:10])}{", ..." if len(names) > 10 else ""}',
-              logger='current')
+              f'{examples(names, 10)}', logger='current')
     return tuple(names)
 
 
@@ -149,23 +120,20 @@ def set_classes(cfg: Config, classes: Sequence[str]) -> None:
     ``dataset_meta``)."""
     classes = tuple(classes)
     task = task_of(cfg)
-    for loader_name in ('train_dataloader', 'val_dataloader',
-                        'test_dataloader'):
-        loader = cfg.get(loader_name) or {}
-        for dataset in leaf_datasets(loader.get('dataset')):
-            metainfo = dict(dataset.get('metainfo') or {})
-            metainfo['classes'] = classes
-            # The base's palette has the base's class count.
-            metainfo.pop('palette', None)
-            dataset['metainfo'] = metainfo
-            if task == 'segmentation' and dataset.get('type') != \
-                    'BaseSegDataset':
-                # ADE20KDataset maps names onto its own 150 classes and
-                # refuses others; the generic dataset reads the same folder.
-                dataset['type'] = 'BaseSegDataset'
-                dataset.setdefault('img_suffix', '.jpg')
-                dataset.setdefault('seg_map_suffix', '.png')
-                dataset.setdefault('reduce_zero_label', True)
+    for _, dataset in loader_datasets(cfg):
+        metainfo = dict(dataset.get('metainfo') or {})
+        metainfo['classes'] = classes
+        # The base's palette has the base's class count.
+        metainfo.pop('palette', None)
+        dataset['metainfo'] = metainfo
+        if task == 'segmentation' and dataset.get('type') != \
+                'BaseSegDataset':
+            # ADE20KDataset maps names onto its own 150 classes and refuses
+            # others; the generic dataset reads the same folder.
+            dataset['type'] = 'BaseSegDataset'
+            dataset.setdefault('img_suffix', '.jpg')
+            dataset.setdefault('seg_map_suffix', '.png')
+            dataset.setdefault('reduce_zero_label', True)
     heads = list(head_classes(cfg.get('model') or {}))
     if not heads:
         raise ConfigError('--classes: the model has no head with '
@@ -175,7 +143,7 @@ def set_classes(cfg: Config, classes: Sequence[str]) -> None:
 
 
 def _check_heads(cfg: Config, mode: str) -> None:
-    datasets = [(n, c) for n, _, c in dataset_classes(cfg, mode) if c]
+    datasets = [(n, c) for n, _, c in _classes_by_dataset(cfg, mode) if c]
     if not datasets:
         return
     loader_name, classes = datasets[0]
@@ -190,47 +158,45 @@ def _check_heads(cfg: Config, mode: str) -> None:
             raise ConfigError(
                 f'{key}.num_classes is {head["num_classes"]} but '
                 f'{loader_name} has {len(classes)} classes '
-                f'({", ".join(classes[:5])}'
-                f'{", ..." if len(classes) > 5 else ""}); set '
+                f'({examples(classes)}); set '
                 f'{key}.num_classes={len(classes)} (or pass --classes auto).')
 
 
-def _check_subset(cfg: Config, mode: str) -> None:
+def _check_subset(cfg: Config, mode: str, coco: CocoFiles) -> None:
     if cfg.get('classes_subset_ok'):
         return
-    for loader_name, dataset, classes in dataset_classes(cfg, mode):
-        listed = osp.join(dataset.get('data_root') or '', CLASS_LIST_FILE)
-        if task_of(cfg) == 'segmentation' and classes and \
-                dataset.get('data_root') and osp.isfile(listed):
-            with open(listed, encoding='utf-8') as f:
-                names = [line.strip() for line in f if line.strip()]
+    for loader_name, dataset, classes in _classes_by_dataset(cfg, mode):
+        listed = class_list_path(dataset)
+        if task_of(cfg) == 'segmentation' and classes and listed and \
+                osp.isfile(listed):
+            names = read_class_list(listed)
             if len(names) != len(classes):
                 raise ConfigError(
                     f'{listed} names {len(names)} classes but {loader_name} '
-                    f'trains {len(classes)} ({", ".join(classes[:5])}'
-                    f'{", ..." if len(classes) > 5 else ""}); '
+                    f'trains {len(classes)} ({examples(classes)}); '
                     f'{SUBSET_FIX}.')
             continue
-        path = _ann_path(dataset)
+        path = ann_file_path(dataset)
         if not classes or 'Coco' not in str(dataset.get('type', '')) or \
                 path is None or not osp.isfile(path) or \
                 osp.getsize(path) > FULL_CHECK_MAX_BYTES:
             continue
-        names = set(_coco_category_names(path))
+        names = set(coco.category_names(path))
         held = [c for c in classes if c in names]
         if held and len(held) < len(classes):
             raise ConfigError(
                 f'{path} holds {len(held)} of the {len(classes)} classes '
-                f'{loader_name} trains ({", ".join(held[:5])}'
-                f'{", ..." if len(held) > 5 else ""}), so the head would '
+                f'{loader_name} trains ({examples(held)}), so the head would '
                 f'learn {len(classes) - len(held)} classes that never '
                 f'appear; {SUBSET_FIX}.')
 
 
-def check_classes(cfg: Config, mode: str = 'train') -> None:
+def check_classes_agree(cfg: Config, mode: str = 'train',
+                        coco: Optional[CocoFiles] = None) -> None:
     """Raise :class:`ConfigError` when a head's ``num_classes`` differs from
     its datasets' class count, when two datasets disagree, or when a COCO
     annotation file holds fewer of the config's classes than it trains
-    (unless ``classes_subset_ok=True``)."""
+    (unless ``classes_subset_ok=True``). ``coco``: the run's parsed
+    files."""
     _check_heads(cfg, mode)
-    _check_subset(cfg, mode)
+    _check_subset(cfg, mode, coco or CocoFiles())

@@ -8,7 +8,7 @@ from typing import Optional
 from mmengine.config import Config
 from mmengine.logging import print_log
 
-from convmlp_mm.config.core import ConfigError
+from convmlp_mm.errors import ConfigError
 
 
 def apply_resume(cfg: Config, resume: Optional[str],

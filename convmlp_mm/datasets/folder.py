@@ -14,6 +14,7 @@ import os.path as osp
 import shutil
 import tempfile
 from typing import Callable, Dict, List, Tuple
+
 from convmlp_mm.errors import SyntheticDatasetError  # noqa: F401
 
 __all__ = ['MARKER', 'FORMAT_VERSION', 'SyntheticDatasetError',

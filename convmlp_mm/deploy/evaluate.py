@@ -6,10 +6,7 @@ from typing import Dict, Optional
 
 from mmengine.config import Config
 
-
-def _scope_registries(scope: str):
-    module = __import__(f'{scope}.registry', fromlist=['DATASETS'])
-    return module.DATASETS
+from convmlp_mm.config import scope_registry, set_data_root
 
 
 def evaluate(model, cfg: Config, data_root: Optional[str] = None,
@@ -22,11 +19,10 @@ def evaluate(model, cfg: Config, data_root: Optional[str] = None,
     from mmengine.registry import DefaultScope, init_default_scope
     cfg = copy.deepcopy(cfg)
     if data_root is not None:
-        from convmlp_mm.config.data_checks import set_data_root
         set_data_root(cfg, data_root)
     init_default_scope(cfg.default_scope)
     with DefaultScope.overwrite_default_scope(cfg.default_scope):
-        dataset = _scope_registries(cfg.default_scope).build(
+        dataset = scope_registry(cfg.default_scope, 'DATASETS').build(
             cfg.test_dataloader.dataset)
         evaluator = Evaluator(cfg.test_evaluator)
         evaluator.dataset_meta = dataset.metainfo

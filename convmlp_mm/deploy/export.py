@@ -18,8 +18,14 @@ import torch
 import torch.nn as nn
 from mmengine.config import Config
 
+from convmlp_mm.config import build_model
 from convmlp_mm.deploy.networks import ExportNetwork
+from convmlp_mm.deploy.runtime import OrtNetwork
 from convmlp_mm.errors import ExportError  # noqa: F401
+from convmlp_mm.models import channel_mlps_as
+from convmlp_mm.models.builder import backbone_from
+from convmlp_mm.models.loading import load_model_checkpoint
+from convmlp_mm.models.official import load_backbone_checkpoint
 
 # ONNX Runtime against PyTorch, fp32: largest |difference| over the largest
 # |PyTorch output|, per output. Different kernels (oneDNN, MLAS) reorder
@@ -35,7 +41,6 @@ def load_model(target: str, checkpoint: Optional[str] = None,
     strictly (``None``: random weights, for trying the export).
 
     Returns the model and its config (``None`` for a bare size)."""
-    from convmlp_mm.models.builder import backbone_from
     if checkpoint is not None and not osp.isfile(checkpoint) and \
             not checkpoint.startswith(('http://', 'https://')):
         raise FileNotFoundError(
@@ -44,7 +49,6 @@ def load_model(target: str, checkpoint: Optional[str] = None,
     if not osp.isfile(target):
         model = backbone_from(target, cfg_options)[0]
         if checkpoint is not None:
-            from convmlp_mm.models.official import load_backbone_checkpoint
             load_backbone_checkpoint(model, checkpoint)
         return model.eval(), None
     cfg = Config.fromfile(target)
@@ -57,12 +61,7 @@ def load_model(target: str, checkpoint: Optional[str] = None,
     if cfg.model.get('backbone', {}).get('init_cfg') is not None:
         cfg.model.backbone.init_cfg = None  # the checkpoint has everything
     from mmengine.model import revert_sync_batchnorm
-    from mmengine.registry import DefaultScope
-    scope = cfg.default_scope
-    registry = __import__(f'{scope}.registry', fromlist=['MODELS']).MODELS
-    with DefaultScope.overwrite_default_scope(scope):
-        model = registry.build(cfg.model)
-    model = revert_sync_batchnorm(model)
+    model = revert_sync_batchnorm(build_model(cfg))
     if checkpoint is not None:
         load_full_checkpoint(model, checkpoint)
     return model.eval(), cfg
@@ -76,16 +75,7 @@ def load_full_checkpoint(model: nn.Module, checkpoint: str) -> dict:
         raise FileNotFoundError(
             f'Checkpoint not found: {checkpoint} (a .pth saved by '
             'tools/train.py, e.g. work_dirs/<name>/epoch_12.pth)')
-    try:  # issue 12's strict loader, where it exists
-        from convmlp_mm.models.loading import load_model_checkpoint
-    except ImportError:
-        load_model_checkpoint = None
-    if load_model_checkpoint is not None:
-        loaded = load_model_checkpoint(model, checkpoint)
-    else:
-        from mmengine.runner import load_checkpoint
-        loaded = load_checkpoint(model, checkpoint, map_location='cpu',
-                                 strict=True)
+    loaded = load_model_checkpoint(model, checkpoint)
     meta = loaded.get('meta', {}) if isinstance(loaded, dict) else {}
     if meta.get('dataset_meta'):
         model.dataset_meta = meta['dataset_meta']
@@ -112,7 +102,11 @@ def export_onnx(model: nn.Module, out: str,
     dyn = {'input': {2: torch.export.Dim('height', min=32, max=4096),
                      3: torch.export.Dim('width', min=32, max=4096)}}
     os.makedirs(osp.dirname(osp.abspath(out)), exist_ok=True)
-    with torch.no_grad(), warnings.catch_warnings():
+    # The graph must not depend on the CPU that exported it: mlp_impl='auto'
+    # computes the channel MLPs as 1x1 convolutions on AMD CPUs, so the
+    # trace takes the F.linear path (2-D Gemms, docs/deployment.md) always.
+    with torch.no_grad(), warnings.catch_warnings(), \
+            channel_mlps_as(network, 'linear'):
         warnings.simplefilter('ignore')
         program = torch.onnx.export(
             network, (x, ), dynamo=True, input_names=['input'],
@@ -144,7 +138,6 @@ def check_onnx(model: nn.Module, path: str,
     above ``tolerance``."""
     import onnx
     onnx.checker.check_model(path, full_check=True)
-    from convmlp_mm.deploy.runtime import OrtNetwork
     session = OrtNetwork(path)
     network = ExportNetwork(model).eval()
     rows = []

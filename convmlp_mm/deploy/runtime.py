@@ -6,6 +6,8 @@ from typing import List, Optional, Sequence
 
 import numpy as np
 
+from convmlp_mm.deploy.networks import model_kind, split_outputs
+
 
 class OrtNetwork:
     """An ONNX Runtime session over an exported graph: call it with an NCHW
@@ -77,7 +79,6 @@ def attach_onnxruntime(model, network: OrtNetwork):
     heads in PyTorch, so their weights must be loaded in ``model``.
 
     Changes ``model`` in place (instance attributes) and returns it."""
-    from convmlp_mm.deploy.networks import model_kind, split_outputs
     kind = model_kind(model)
     if network.kind is not None and network.kind != kind:
         raise ValueError(
@@ -129,7 +130,6 @@ def use_onnxruntime(model, onnx_path: str,
     weights saved beside the ``.onnx`` (weights only). Returns ``model``."""
     import torch
 
-    from convmlp_mm.deploy.networks import model_kind
     network = OrtNetwork(onnx_path, threads=threads, providers=providers)
     if network.dataset_meta:
         model.dataset_meta = network.dataset_meta

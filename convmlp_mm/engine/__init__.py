@@ -1,7 +1,13 @@
 """Every engine class a config of this project, or a config our tools dump,
-can name: hooks, optimizer wrappers and model wrappers. Importing this
-package registers them in mmengine's registries, which mmdet's and mmseg's
-fall back to."""
+can name: hooks, optimizer wrappers, model wrappers, the runner and its
+loops. Importing this package registers them in mmengine's registries, which
+mmdet's and mmseg's fall back to.
+
+Starting a run, for the tools: :func:`setup_cpu_distributed` and
+:func:`build_runner` (``launch.py``), :func:`keep_freed_cpu_memory`
+(``allocator.py``) and :class:`WorkDirLock` (``workdir_lock.py``).
+"""
+from convmlp_mm.engine.allocator import keep_freed_cpu_memory
 from convmlp_mm.engine.hooks import (
     PREEMPTED_EXIT_CODE,
     AtomicCheckpointHook,
@@ -12,6 +18,7 @@ from convmlp_mm.engine.hooks import (
     PreemptionHook,
     RandomStateHook,
 )
+from convmlp_mm.engine.launch import build_runner, setup_cpu_distributed
 from convmlp_mm.engine.model_wrappers import CPUDistributedDataParallel
 from convmlp_mm.engine.optimizers import CPUAmpOptimWrapper
 from convmlp_mm.engine.runner import (
@@ -19,12 +26,13 @@ from convmlp_mm.engine.runner import (
     ResumableEpochBasedTrainLoop,
     ResumableIterBasedTrainLoop,
 )
+from convmlp_mm.engine.workdir_lock import WorkDirInUseError, WorkDirLock
 
 __all__ = [
     'AtomicCheckpointHook', 'CPUAmpOptimWrapper', 'CPUDistributedDataParallel',
     'ConvMLPRunner', 'NonFiniteLossError', 'NonFiniteLossHook',
     'NonFiniteMetricError', 'NonFiniteMetricHook', 'PREEMPTED_EXIT_CODE',
-    'PreemptionHook',
-    'RandomStateHook', 'ResumableEpochBasedTrainLoop',
-    'ResumableIterBasedTrainLoop'
+    'PreemptionHook', 'RandomStateHook', 'ResumableEpochBasedTrainLoop',
+    'ResumableIterBasedTrainLoop', 'WorkDirInUseError', 'WorkDirLock',
+    'build_runner', 'keep_freed_cpu_memory', 'setup_cpu_distributed'
 ]

@@ -7,8 +7,9 @@ process group is initialised first (the Runner then skips its own) and the
 model is wrapped by
 :class:`~convmlp_mm.engine.model_wrappers.CPUDistributedDataParallel`.
 
-:func:`build_runner` is where the tools apply the one process-wide change
-they make: :func:`~convmlp_mm.engine.allocator.keep_freed_cpu_memory`.
+:func:`build_runner` is the tools' one way to a Runner: it sets up the
+launcher, adds the metric check, and applies the one process-wide change the
+tools make: :func:`~convmlp_mm.engine.allocator.keep_freed_cpu_memory`.
 """
 import datetime
 import os
@@ -22,7 +23,7 @@ from mmengine.runner import Runner
 
 from convmlp_mm.engine.allocator import ENV_SWITCH as ALLOCATOR_SWITCH
 from convmlp_mm.engine.allocator import keep_freed_cpu_memory
-from convmlp_mm.config.core import ConfigError
+from convmlp_mm.errors import ConfigError
 
 
 def setup_cpu_distributed(cfg: Config, launcher: str) -> bool:
@@ -78,14 +79,17 @@ def add_metric_check(cfg: Config) -> None:
         cfg.custom_hooks = hooks + [dict(type='NonFiniteMetricHook')]
 
 
-def build_runner(cfg: Config) -> Runner:
+def build_runner(cfg: Config, launcher: str = 'none') -> Runner:
     """The registered ``runner_type``, as upstream; ``ConvMLPRunner``
     (strict loading, work-dir lock) when the config names none, recorded in
-    the config so the dumped one runs the same way. Freed CPU memory is
-    kept for the next step first (see :mod:`convmlp_mm.allocator`)."""
+    the config so the dumped one runs the same way. ``launcher`` (the tools'
+    ``--launcher``) goes through :func:`setup_cpu_distributed` first, and
+    freed CPU memory is kept for the next step (see
+    :mod:`convmlp_mm.engine.allocator`)."""
+    setup_cpu_distributed(cfg, launcher)
     if keep_freed_cpu_memory():
         print_log(f'glibc malloc keeps freed memory for reuse (convmlp_mm.'
-                  f'allocator; {ALLOCATOR_SWITCH}=0 turns this off)',
+                  f'engine.allocator; {ALLOCATOR_SWITCH}=0 turns this off)',
                   logger='current')
     add_metric_check(cfg)
     if 'runner_type' not in cfg:

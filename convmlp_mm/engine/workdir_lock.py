@@ -14,6 +14,7 @@ import os
 import os.path as osp
 import socket
 from typing import Optional
+
 from convmlp_mm.errors import WorkDirInUseError  # noqa: F401
 
 LOCK_NAME = '.train.lock'

@@ -14,7 +14,8 @@ in ``meta['dataset_meta']``.
 Parameter names: every module those nine configs build was compared between
 the 2.x / 0.x sources and mmdet 3.3 / mmseg 1.2 (table below). None was
 renamed, so the upgrade of their tensors is the identity; what differs is
-the ``meta``, read by :func:`legacy_dataset_meta` and :func:`check_classes`.
+the ``meta``, read by :func:`legacy_dataset_meta` and
+:func:`check_checkpoint_classes`.
 The release's backbones subclass its ImageNet ``ConvMLP`` with
 ``classifier_head=False`` (its src/detection/__init__.py, DetConvMLP), so
 their ``backbone.*`` keys are the ImageNet names without ``norm``/``head``:
@@ -26,7 +27,8 @@ from typing import Dict, Mapping, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
-from convmlp_mm.errors import LegacyCheckpointError  # noqa: F401
+
+from convmlp_mm.errors import LegacyCheckpointError
 
 # Per module, the (old regex, new) renames from mmdet 2.x / mmseg 0.x to
 # mmdet 3.3 / mmseg 1.2, applied to keys under the module's prefix. Each is
@@ -93,9 +95,10 @@ def _short(names: Sequence[str], limit: int = 4) -> str:
     return f'({shown}{", ..." if len(names) > limit else ""})'
 
 
-def check_classes(meta: Optional[Mapping], classes: Optional[Sequence[str]],
-                  checkpoint_name: str = 'checkpoint',
-                  config_name: str = 'config') -> None:
+def check_checkpoint_classes(meta: Optional[Mapping],
+                             classes: Optional[Sequence[str]],
+                             checkpoint_name: str = 'checkpoint',
+                             config_name: str = 'config') -> None:
     """Raise :class:`LegacyCheckpointError` (one line, naming both lists)
     when the class names a checkpoint's ``meta`` records differ from
     ``classes``. Reads mmcv 1's ``CLASSES`` and mmengine's
@@ -118,25 +121,6 @@ def check_classes(meta: Optional[Mapping], classes: Optional[Sequence[str]],
         (f' (first differences {"; ".join(differ[:3])})' if differ else '') +
         '; use the config the checkpoint was trained with, or set the '
         "config's classes to the checkpoint's")
-
-
-def config_classes(cfg) -> Optional[tuple]:
-    """The class names a config's test set uses: its ``metainfo.classes``,
-    else its dataset type's (mmdet's or mmseg's registry, by the config's
-    ``default_scope``); None when neither names any."""
-    dataset = cfg.get('test_dataloader', {}).get('dataset', {})
-    while 'dataset' in dataset:  # RepeatDataset and the like
-        dataset = dataset['dataset']
-    classes = (dataset.get('metainfo') or {}).get('classes')
-    if classes is not None:
-        return tuple(classes)
-    scope = cfg.get('default_scope')
-    if scope not in ('mmdet', 'mmseg') or 'type' not in dataset:
-        return None
-    registry = __import__(f'{scope}.registry', fromlist=['DATASETS'])
-    dataset_cls = registry.DATASETS.get(dataset['type'])
-    found = (getattr(dataset_cls, 'METAINFO', None) or {}).get('classes')
-    return tuple(found) if found is not None else None
 
 
 def rename_keys(
@@ -186,13 +170,13 @@ def upgrade_state_dict(state_dict: Mapping[str, torch.Tensor],
             state_dict)
     dataset_meta = getattr(model, 'dataset_meta', None)
     if isinstance(dataset_meta, Mapping):
-        check_classes(checkpoint_meta, dataset_meta.get('classes'),
-                      config_name='the model')
+        check_checkpoint_classes(checkpoint_meta,
+                                 dataset_meta.get('classes'),
+                                 config_name='the model')
     return rename_keys(state_dict)
 
 
 __all__ = [
-    'LEGACY_RENAMES', 'LegacyCheckpointError', 'check_classes',
-    'config_classes', 'is_legacy_meta', 'legacy_dataset_meta',
-    'rename_keys', 'upgrade_state_dict'
+    'LEGACY_RENAMES', 'check_checkpoint_classes', 'is_legacy_meta',
+    'legacy_dataset_meta', 'rename_keys', 'upgrade_state_dict'
 ]

@@ -10,7 +10,8 @@ not fit (counts, examples) and what the file looks like.
 
 The order is: unwrap ``state_dict``, ``revise_keys`` (``module.``),
 :func:`convmlp_mm.models.legacy.upgrade_state_dict` (older layouts), the fit
-check, the finiteness check, ``load_state_dict``.
+check (:mod:`convmlp_mm.checkpoint.fit`, with the guess below as its
+advice), the finiteness check, ``load_state_dict``.
 
 Fine-tuning from a checkpoint trained with another number of classes is an
 opt-in: ``skip_mismatched_heads=True`` (``--cfg-options
@@ -26,10 +27,14 @@ import torch.nn as nn
 from mmengine.logging import print_log
 from mmengine.runner.checkpoint import CheckpointLoader
 
-from convmlp_mm.models.official import CheckpointMismatchError, guess_arch
+from convmlp_mm.checkpoint import (
+    check_finite,
+    compare_state_dict,
+    examples,
+    extract_state_dict,
+)
 from convmlp_mm.models.legacy import upgrade_state_dict
-from convmlp_mm.checkpoint.safe_loading import CheckpointError
-from convmlp_mm.errors import NonFiniteCheckpointError  # noqa: F401
+from convmlp_mm.models.official import guess_arch
 
 # The config key for the opt-in (read by ConvMLPRunner for ``load_from``).
 SKIP_HEADS_OPTION = 'load_from_skip_mismatched_heads'
@@ -39,48 +44,6 @@ DET_HEADS = ('bbox_head.', 'rpn_head.', 'roi_head.')
 SEG_HEADS = ('decode_head.', 'auxiliary_head.')
 BACKBONE_ROOTS = ('tokenizer.', 'conv_stages.', 'stages.')
 DEFAULT_REVISE_KEYS = ((r'^module\.', ''), )
-
-
-def _examples(items: Sequence[str], limit: int = 5) -> str:
-    more = f', ... ({len(items) - limit} more)' if len(items) > limit else ''
-    return ', '.join(items[:limit]) + more
-
-
-def checkpoint_state_dict(checkpoint, name: str) -> Dict[str, torch.Tensor]:
-    """The tensors of ``checkpoint`` (``{'state_dict': ...}`` or plain)."""
-    state = checkpoint
-    if isinstance(state, Mapping) and isinstance(state.get('state_dict'),
-                                                 Mapping):
-        state = state['state_dict']
-    if not isinstance(state, Mapping) or not state or not all(
-            isinstance(v, torch.Tensor) for v in state.values()):
-        keys = list(checkpoint)[:5] if isinstance(checkpoint, Mapping) \
-            else []
-        raise CheckpointMismatchError(
-            f'Checkpoint "{name}" holds no state dict of tensors (got '
-            f'{type(checkpoint).__name__} with keys {keys}); pass a .pth '
-            'saved by tools/train.py.')
-    return dict(state)
-
-
-def non_finite_keys(state_dict: Mapping[str, torch.Tensor]) -> List[str]:
-    """Keys of the floating-point tensors holding a NaN or inf."""
-    return [k for k, v in state_dict.items()
-            if v.is_floating_point() and not bool(torch.isfinite(v).all())]
-
-
-def check_finite(state_dict: Mapping[str, torch.Tensor], name: str) -> None:
-    """Raise :class:`NonFiniteCheckpointError` naming ``name`` and how many
-    tensors are not finite."""
-    bad = non_finite_keys(state_dict)
-    if bad:
-        raise NonFiniteCheckpointError(
-            f'Checkpoint "{name}" has non-finite weights: {len(bad)} of '
-            f'{len(state_dict)} tensors hold NaN or inf (e.g. '
-            f'{_examples(bad, 3)}). The run had diverged when it was saved; '
-            'use an earlier checkpoint (the non-finite stop names the last '
-            'good one), or start again with a lower learning rate or '
-            'gradient clipping (optim_wrapper.clip_grad).')
 
 
 def _task(keys) -> Optional[str]:
@@ -144,7 +107,7 @@ def describe_checkpoint(model_state: Mapping, state: Mapping,
         return ('It looks like a checkpoint trained with another number of '
                 'classes. To fine-tune from it, opt in with --cfg-options '
                 f'{SKIP_HEADS_OPTION}=True: the class layers '
-                f'({_examples(head_mismatches, 3)}) then keep their initial '
+                f'({examples(head_mismatches, 3)}) then keep their initial '
                 'values.')
     return 'It was saved from a differently configured model.'
 
@@ -169,44 +132,28 @@ def prepare_model_state_dict(
 ) -> Tuple[Dict[str, torch.Tensor], List[str]]:
     """The state dict to load into ``model``, checked; and the keys skipped
     with ``skip_mismatched_heads``. Raises
-    :class:`~convmlp_mm.models.CheckpointMismatchError` or
-    :class:`NonFiniteCheckpointError`."""
-    state = checkpoint_state_dict(checkpoint, name)
+    :class:`~convmlp_mm.errors.CheckpointMismatchError` (the report of
+    :mod:`convmlp_mm.checkpoint.fit`) or
+    :class:`~convmlp_mm.errors.NonFiniteCheckpointError`."""
+    state = extract_state_dict(checkpoint, name)
     for pattern, replacement in revise_keys:
         state = {re.sub(pattern, replacement, k): v for k, v in state.items()}
     meta = checkpoint.get('meta') if isinstance(checkpoint, Mapping) else None
     state = dict(upgrade_state_dict(state, meta or {}, model))
-    expected = model.state_dict()
-    missing = [k for k in expected if k not in state]
-    unexpected = [k for k in state if k not in expected]
-    shapes = [k for k in expected
-              if k in state and state[k].shape != expected[k].shape]
-    heads = [k for k in shapes
-             if _class_layer_mismatch(k, state[k], expected[k])]
+    fit = compare_state_dict(model, state)
+    heads = [k for k in fit.mismatched
+             if _class_layer_mismatch(k, state[k], fit.expected[k])]
     skipped: List[str] = []
-    if skip_mismatched_heads and not missing and not unexpected and \
-            len(heads) == len(shapes):
-        skipped, shapes = heads, []
+    if skip_mismatched_heads and not fit.missing and not fit.unexpected \
+            and len(heads) == len(fit.mismatched):
+        skipped = heads
         state = {k: v for k, v in state.items() if k not in skipped}
-    if missing or unexpected or shapes:
-        parts = []
-        if missing:
-            parts.append(f'{len(missing)} of the model\'s {len(expected)} '
-                         f'tensors are missing ({_examples(missing)})')
-        if unexpected:
-            parts.append(f'{len(unexpected)} tensors have no place in the '
-                         f'model ({_examples(unexpected)})')
-        if shapes:
-            described = [f'{k}: checkpoint {tuple(state[k].shape)} vs '
-                         f'model {tuple(expected[k].shape)}' for k in shapes]
-            parts.append(f'{len(shapes)} tensors have another shape '
-                         f'({_examples(described, 3)})')
+    elif not fit.fits:
         note = (f' ({SKIP_HEADS_OPTION} skips only class layers, and this '
                 'file differs elsewhere.)' if skip_mismatched_heads else '')
-        raise CheckpointMismatchError(
-            f'Checkpoint "{name}" does not fit this model: ' +
-            '; '.join(parts) + '. ' +
-            describe_checkpoint(expected, state, heads) + note)
+        raise fit.error(f'Checkpoint "{name}" does not fit this model',
+                        describe_checkpoint(fit.expected, state, heads) +
+                        note)
     check_finite(state, name)
     return state, skipped
 

@@ -2,9 +2,10 @@
 
 The original release loaded its ImageNet weights with ``strict=False`` and
 never called ``init_weights``, so a wrong file was silently ignored. Here
-every backbone tensor must be found with its shape; only the classifier's
-``norm.*`` and ``head.*`` are dropped, with a log line. The conversion
-functions are pure, so they are tested on their own and reused by
+every backbone tensor must be found with its shape (the fit report of
+:mod:`convmlp_mm.checkpoint.fit`); only the classifier's ``norm.*`` and
+``head.*`` are dropped, with a log line. The conversion functions are
+pure, so they are tested on their own and reused by
 ``tools/model_converters/convmlp2mmdet.py``.
 """
 from collections import OrderedDict
@@ -15,33 +16,11 @@ import torch.nn as nn
 from mmengine.logging import print_log
 from mmengine.runner.checkpoint import CheckpointLoader
 
+from convmlp_mm.checkpoint import compare_state_dict, extract_state_dict
 from convmlp_mm.models.arch_zoo import ARCH_ZOO
-from convmlp_mm.errors import CheckpointMismatchError  # noqa: F401
 
 # The classifier's final LayerNorm and linear head: not part of the backbone.
 CLASSIFIER_PREFIXES = ('norm.', 'head.')
-# Containers that training frameworks wrap a state dict in.
-WRAPPER_KEYS = ('state_dict', 'model')
-
-
-def extract_state_dict(checkpoint) -> Dict[str, torch.Tensor]:
-    """Unwrap ``{'state_dict': ...}`` / ``{'model': ...}`` containers."""
-    for _ in range(3):  # an mmengine checkpoint of a wrapped model nests once
-        if isinstance(checkpoint, Mapping):
-            inner = next((checkpoint[k] for k in WRAPPER_KEYS
-                          if isinstance(checkpoint.get(k), Mapping)), None)
-            if inner is not None:
-                checkpoint = inner
-                continue
-        break
-    keys = list(checkpoint)[:5] if isinstance(checkpoint, Mapping) else []
-    if not isinstance(checkpoint, Mapping) or not checkpoint or not all(
-            isinstance(v, torch.Tensor) for v in checkpoint.values()):
-        raise CheckpointMismatchError(
-            'Checkpoint is not a state dict of tensors (nor one wrapped in '
-            f'{" or ".join(WRAPPER_KEYS)}); got '
-            f'{type(checkpoint).__name__} with keys {keys}.')
-    return OrderedDict(checkpoint)
 
 
 def convert_official_keys(
@@ -96,42 +75,17 @@ def guess_arch(state_dict: Mapping[str, torch.Tensor]) -> Optional[str]:
     return None
 
 
-def check_state_dict_fits(model: nn.Module,
-                          state_dict: Mapping[str, torch.Tensor],
-                          name: str = 'checkpoint') -> None:
-    """Raise :class:`CheckpointMismatchError` listing every key that is
-    missing, unexpected or of the wrong shape."""
-    expected = model.state_dict()
-    missing = [k for k in expected if k not in state_dict]
-    unexpected = [k for k in state_dict if k not in expected]
-    wrong_shape = [
-        f'{k}: checkpoint {tuple(state_dict[k].shape)} vs model '
-        f'{tuple(expected[k].shape)}' for k in expected
-        if k in state_dict and state_dict[k].shape != expected[k].shape
-    ]
-    if not (missing or unexpected or wrong_shape):
-        return
-
-    def listing(title, items, limit=10):
-        more = f' ... and {len(items) - limit} more' if len(items) > limit \
-            else ''
-        return (f'\n  {title} ({len(items)}): ' +
-                ', '.join(items[:limit]) + more)
-
-    arch_hint = ''
+def arch_advice(model: nn.Module,
+                state_dict: Mapping[str, torch.Tensor]) -> str:
+    """When ``state_dict`` is a zoo size other than ``model``'s, say which
+    and what to do; else ``''``."""
     found = guess_arch(state_dict)
     model_arch = getattr(model, 'arch_settings', None)
-    if found is not None and model_arch is not None and \
-            ARCH_ZOO[found] != model_arch:
-        arch_hint = (f'\n  The checkpoint looks like ConvMLP-{found.upper()}:'
-                     f' build the backbone with arch="{found}", or use the '
-                     'checkpoint of the size you built.')
-    raise CheckpointMismatchError(
-        f'{name} does not fit this ConvMLP backbone.' +
-        (listing('missing keys', missing) if missing else '') +
-        (listing('unexpected keys', unexpected) if unexpected else '') +
-        (listing('shape mismatches', wrong_shape) if wrong_shape else '') +
-        arch_hint)
+    if found is None or model_arch is None or ARCH_ZOO[found] == model_arch:
+        return ''
+    return (f'The checkpoint looks like ConvMLP-{found.upper()}: build the '
+            f'backbone with arch="{found}", or use the checkpoint of the size '
+            'you built.')
 
 
 def load_backbone_checkpoint(model: nn.Module,
@@ -142,8 +96,12 @@ def load_backbone_checkpoint(model: nn.Module,
     checkpoint = CheckpointLoader.load_checkpoint(filename,
                                                   map_location='cpu')
     state_dict, dropped = convert_official_keys(
-        extract_state_dict(checkpoint), prefix)
-    check_state_dict_fits(model, state_dict, f'Checkpoint "{filename}"')
+        extract_state_dict(checkpoint, filename), prefix)
+    fit = compare_state_dict(model, state_dict)
+    if not fit.fits:
+        raise fit.error(
+            f'Checkpoint "{filename}" does not fit this ConvMLP backbone',
+            arch_advice(model, state_dict))
     model.load_state_dict(state_dict, strict=True)
     print_log(f'ConvMLP: loaded {len(state_dict)} backbone tensors from '
               f'{filename}', logger='current')

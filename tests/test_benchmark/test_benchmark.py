@@ -91,8 +91,12 @@ def test_whole_model_runs_on_the_reference_backbone():
 
 
 def test_release_formulation_refuses_ablations():
-    with pytest.raises(ValueError, match='ablation'):
+    # ConvMLP has no ablation switches (they are PureMLP's); nor does the
+    # release's formulation take with_cp.
+    with pytest.raises(TypeError, match='"dwconv" is a switch'):
         benchmark.ReleaseConvMLP(arch='s', dwconv=False)
+    with pytest.raises(ValueError, match='with_cp'):
+        benchmark.ReleaseConvMLP(arch='s', with_cp=True)
 
 
 def test_peak_memory_sees_activations():

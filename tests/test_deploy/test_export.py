@@ -5,6 +5,7 @@ and the tool's one-line errors."""
 import numpy as np
 import onnx
 import pytest
+import torch
 
 from convmlp_mm.deploy import (
     DynamicUpsample,
@@ -14,6 +15,7 @@ from convmlp_mm.deploy import (
     export_onnx,
     load_model,
 )
+from convmlp_mm.models.layers import Mlp, auto_mlp_impl, layout
 
 from tools_run import explain, python_tool, run
 
@@ -51,6 +53,35 @@ def test_backbone_size_exports_with_dynamic_height_and_width(tmp_path):
         np.random.RandomState(0).randn(1, 3, 97, 130).astype(np.float32))
     assert [o.shape[2:] for o in outs] == [(25, 33), (13, 17), (7, 9),
                                            (4, 5)]
+
+
+@pytest.mark.parametrize('vendor', ['AuthenticAMD', 'GenuineIntel'])
+def test_graph_does_not_depend_on_the_cpu(tmp_path, monkeypatch, vendor):
+    """mlp_impl='auto' computes the channel MLPs as 1x1 convolutions on AMD
+    CPUs with MKL and as F.linear elsewhere; the exported graph is the same
+    (2-D Gemms) on both, and the model's own setting is left as it was."""
+    monkeypatch.setattr(layout, '_cpu_vendor', lambda: vendor)
+    monkeypatch.setattr(torch.backends.mkl, 'is_available', lambda: True)
+    layout.blas_is_slow_here.cache_clear()
+    try:
+        x = torch.rand(1, 7, 7, 8)
+        assert auto_mlp_impl(x)[0] == (
+            'conv1x1' if vendor == 'AuthenticAMD' else 'linear')
+        model, _ = load_model('s')
+        assert {m.impl for m in model.modules() if isinstance(m, Mlp)} == \
+            {'auto'}
+        path = str(tmp_path / 'convmlp_s.onnx')
+        export_onnx(model, path, (64, 64))
+        assert {m.impl for m in model.modules() if isinstance(m, Mlp)} == \
+            {'auto'}
+    finally:
+        layout.blas_is_slow_here.cache_clear()
+    ops = [node.op_type for node in onnx.load(path).graph.node]
+    # 2 channel MLPs of 2 Linears in each of the 8 blocks of ConvMLP-S; the
+    # convolutions: 3 tokenizer, 3 x 2 conv stage + its downsample, 8
+    # depthwise, 2 downsamples (none of them 1x1 channel MLPs).
+    assert ops.count('Gemm') == 2 * 2 * 8
+    assert ops.count('Conv') == 3 + 3 * 2 + 1 + 8 + 2
 
 
 def test_semantic_fpn_matches_at_sizes_not_traced(tmp_path):

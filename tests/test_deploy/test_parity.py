@@ -117,10 +117,10 @@ def test_inference_tool_onnx_file_missing(deployed, tmp_path):
 
 
 def test_int8_keeps_miou_within_one_point(deployed):
+    from convmlp_mm.datasets.image_files import list_images
     from convmlp_mm.deploy import load_model, use_onnxruntime
     from convmlp_mm.deploy.evaluate import evaluate
     from convmlp_mm.deploy.quantize import calibration_inputs, quantize_int8
-    from convmlp_mm.datasets.image_files import list_images
     model, cfg = load_model(SEMFPN, deployed['seg_ckpt'])
     train = list_images(osp.join(deployed['ade'], 'images', 'training'))
     int8 = str(deployed['tmp'] / 'seg_int8.onnx')

@@ -11,13 +11,12 @@ import pytest
 import torch
 from mmengine.fileio.backends.local_backend import LocalBackend
 
+from convmlp_mm.checkpoint import safe_torch_load
 from convmlp_mm.engine import ConvMLPRunner, NonFiniteLossError
 from convmlp_mm.engine.hooks.non_finite_loss_hook import (
     last_finite_checkpoint,
 )
-from convmlp_mm.checkpoint.fileio import DiskFullError
-from convmlp_mm.models.loading import NonFiniteCheckpointError
-from convmlp_mm.checkpoint.safe_loading import safe_torch_load
+from convmlp_mm.errors import DiskFullError, NonFiniteCheckpointError
 
 from toy_runner import ToyDataset, ToyModel
 

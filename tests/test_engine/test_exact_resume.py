@@ -21,8 +21,8 @@ from preemption_runs import (
     write_segmentation,
 )
 
-from convmlp_mm.datasets import make_coco_dataset
 from convmlp_mm.checkpoint.safe_loading import safe_torch_load
+from convmlp_mm.datasets import make_coco_dataset
 
 from tools_run import REPO, free_port
 

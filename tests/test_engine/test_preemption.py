@@ -17,9 +17,9 @@ from mmengine.model import BaseModel
 from mmengine.runner import Runner
 from torch.utils.data import Dataset
 
-from convmlp_mm.engine import PREEMPTED_EXIT_CODE
-from convmlp_mm.checkpoint.safe_loading import safe_torch_load
 from convmlp_mm.checkpoint.fileio import PARTIAL_SUFFIX
+from convmlp_mm.checkpoint.safe_loading import safe_torch_load
+from convmlp_mm.engine import PREEMPTED_EXIT_CODE
 
 from helpers import REPO
 

@@ -13,8 +13,8 @@ import pytest
 import torch
 from mmengine.fileio import LocalBackend
 
-from convmlp_mm.checkpoint.safe_loading import safe_torch_load
 from convmlp_mm.checkpoint.fileio import PARTIAL_SUFFIX
+from convmlp_mm.checkpoint.safe_loading import safe_torch_load
 
 from toy_runner import REPO, TRAIN, toy_runner, write_tiny_coco
 

@@ -11,8 +11,10 @@ import torch
 from mmengine.config import Config
 from mmengine.registry import MODELS, init_default_scope
 
-from convmlp_mm.models import CheckpointMismatchError
-from convmlp_mm.models.loading import NonFiniteCheckpointError
+from convmlp_mm.errors import (
+    CheckpointMismatchError,
+    NonFiniteCheckpointError,
+)
 
 from tools_run import explain, tool_env
 from toy_runner import REPO, TRAIN, write_tiny_coco

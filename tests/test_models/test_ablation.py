@@ -1,5 +1,7 @@
-"""The paper's Table 2 ablation switches and the Pure-MLP baselines
-(Tables 5-7): parameter counts, shapes, names, training behaviour."""
+"""The Pure-MLP baseline (paper Table 2's first row, the backbones of
+Tables 5-7) and the switches that put ConvMLP's convolutions back for Table
+2's other rows: parameter counts, shapes, names, training behaviour, and
+the module trees of both classes."""
 import glob
 import os.path as osp
 
@@ -14,17 +16,19 @@ from convmlp_mm import (
     ConvMLP,
     load_backbone_checkpoint,
 )
+from convmlp_mm.models import PureMLP
 
 from helpers import REPO
 
-PURE_MLP = dict(conv_stage=False, downsample='patch_merging', dwconv=False)
+# PureMLP's switches set to ConvMLP's choices.
+CONVMLP_SWITCHES = dict(conv_stage=True, downsample='conv', dwconv=True)
 
 
 def num_params(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 
 
-def classifier_params(backbone: ConvMLP) -> int:
+def classifier_params(backbone: nn.Module) -> int:
     """Backbone + the release's classifier (LayerNorm + 1000-way head)."""
     dim = backbone.out_channels[-1]
     return num_params(backbone) + 2 * dim + dim * 1000 + 1000
@@ -32,33 +36,40 @@ def classifier_params(backbone: ConvMLP) -> int:
 
 def test_table2_pure_mlp_baseline_is_7_88m():
     # Table 2, first row: no conv stage, no conv downsampling, no dwconv.
-    assert round(classifier_params(ConvMLP('s', **PURE_MLP)) / 1e6, 2) == 7.88
+    assert round(classifier_params(PureMLP('s')) / 1e6, 2) == 7.88
     # Last row: ConvMLP-S itself.
     assert round(classifier_params(ConvMLP('s')) / 1e6, 2) == 9.02
 
 
 def test_table2_switch_costs():
     base = num_params(ConvMLP('s'))
+    # All three switches on: ConvMLP's modules, names and parameters.
+    full = PureMLP('s', **CONVMLP_SWITCHES)
+    assert num_params(full) == base
+    assert set(full.state_dict()) == set(ConvMLP('s').state_dict())
     # The depthwise 3x3 convs (2x128 + 4x256 + 2x512 channels, no bias) and
     # their LayerNorms: "only brings few parameters" (Table 2: 0.02M).
-    assert base - num_params(ConvMLP('s', dwconv=False)) == \
+    assert base - num_params(PureMLP('s', **dict(CONVMLP_SWITCHES,
+                                                 dwconv=False))) == \
         9 * (2 * 128 + 4 * 256 + 2 * 512) + 2 * (2 * 128 + 4 * 256 + 2 * 512)
     # Conv vs. patch merging between the Conv-MLP stages: Table 2 rows 2 and
     # 3 differ by 0.82M (8.71 - 7.89).
-    saved = base - num_params(ConvMLP('s', downsample='patch_merging'))
+    saved = base - num_params(PureMLP('s', **dict(
+        CONVMLP_SWITCHES, downsample='patch_merging')))
     assert round(saved / 1e6, 2) == 0.82
 
 
 @pytest.mark.parametrize('arch,switches', [
-    ('s', PURE_MLP),
-    ('s', dict(conv_stage=False)),
-    ('s', dict(downsample='patch_merging')),
-    ('s', dict(dwconv=False)),
-    ('l', PURE_MLP),
+    ('s', {}),
+    ('s', dict(CONVMLP_SWITCHES, conv_stage=False)),
+    ('s', dict(CONVMLP_SWITCHES, downsample='patch_merging')),
+    ('s', dict(CONVMLP_SWITCHES, dwconv=False)),
+    ('s', dict(conv_stage=True)),
+    ('l', {}),
 ])
 def test_switches_keep_levels_for_odd_sizes(arch, switches):
     torch.manual_seed(0)
-    model = ConvMLP(arch, **switches).eval()
+    model = PureMLP(arch, **switches).eval()
     widths = ConvMLP(arch).out_channels
     with torch.no_grad():
         outs = model(torch.rand(1, 3, 97, 130))
@@ -67,11 +78,8 @@ def test_switches_keep_levels_for_odd_sizes(arch, switches):
         (1, widths[2], 7, 9), (1, widths[3], 4, 5)]
 
 
-def test_defaults_keep_module_names():
-    names = set(ConvMLP('s').state_dict())
-    assert names == set(ConvMLP('s', conv_stage=True, downsample='conv',
-                                dwconv=True).state_dict())
-    pure = set(ConvMLP('s', **PURE_MLP).state_dict())
+def test_pure_mlp_module_names():
+    pure = set(PureMLP('s').state_dict())
     assert not any(k.startswith('conv_stages.') for k in pure)
     assert 'mlp_stage.blocks.1.channel_mlp2.fc2.weight' in pure
     assert not any('.connect' in k for k in pure)
@@ -83,17 +91,17 @@ def test_defaults_keep_module_names():
 def test_official_checkpoint_refuses_pure_mlp(official_checkpoint):
     path, _ = official_checkpoint('s')
     with pytest.raises(CheckpointMismatchError):
-        load_backbone_checkpoint(ConvMLP('s', **PURE_MLP), path)
+        load_backbone_checkpoint(PureMLP('s'), path)
 
 
 def test_bad_downsample_names_the_choices():
     with pytest.raises(ValueError, match='conv, patch_merging'):
-        ConvMLP('s', downsample='pool')
+        PureMLP('s', downsample='pool')
 
 
 def test_pure_mlp_trains_freezes_and_checkpoints():
     torch.manual_seed(0)
-    model = ConvMLP('s', **PURE_MLP, frozen_stages=1, with_cp=True,
+    model = PureMLP('s', frozen_stages=1, with_cp=True,
                     drop_path_schedule='global')
     model.train()
     assert not any(p.requires_grad for p in model.mlp_stage.parameters())
@@ -132,8 +140,8 @@ def test_every_pure_mlp_config_is_checked():
 def test_pure_mlp_config_params_match_paper(name):
     cfg = Config.fromfile(osp.join(REPO, 'configs/pure_mlp', name))
     backbone = cfg.model.backbone
-    assert (backbone.conv_stage, backbone.downsample, backbone.dwconv) == \
-        (False, 'patch_merging', False)
+    assert backbone.type == 'PureMLP'
+    assert not {'conv_stage', 'downsample', 'dwconv'} & set(backbone)
     # Nothing to download, and the ConvMLP weights would not fit.
     assert backbone.init_cfg is None
     scope = cfg.default_scope
@@ -144,3 +152,25 @@ def test_pure_mlp_config_params_match_paper(name):
             from mmseg.registry import MODELS
         model = MODELS.build(cfg.model)
     assert round(num_params(model) / 1e6, 1) == PAPER_PURE_MLP_PARAMS[name]
+
+
+def test_registered_and_built_like_convmlp():
+    from mmdet.registry import MODELS as MMDET
+    from mmseg.registry import MODELS as MMSEG
+    assert MMDET.get('PureMLP') is PureMLP is MMSEG.get('PureMLP')
+    assert not isinstance(PureMLP('s'), ConvMLP)
+
+
+def test_one_forward_for_every_switch():
+    """The switches pick the class of a part when the model is built; the
+    forward pass is the one ConvMLP runs, so all three on compute ConvMLP's
+    outputs bit for bit from the same weights."""
+    assert PureMLP.forward is ConvMLP.forward
+    torch.manual_seed(0)
+    convmlp = ConvMLP('s', drop_path_rate=0.0).eval()
+    full = PureMLP('s', drop_path_rate=0.0, **CONVMLP_SWITCHES).eval()
+    full.load_state_dict(convmlp.state_dict())
+    x = torch.rand(1, 3, 97, 130)
+    with torch.no_grad():
+        for a, b in zip(convmlp(x), full(x)):
+            assert torch.equal(a, b)

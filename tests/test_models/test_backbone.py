@@ -6,6 +6,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 from convmlp_mm import ConvMLP
 from convmlp_mm.models import ARCH_ZOO
+from convmlp_mm.models.layers import Mlp, auto_mlp_impl
 
 # Backbone parameters without the classifier's norm and head
 # (docs/model_zoo.md).
@@ -258,20 +259,21 @@ def test_with_cp_is_set_on_every_block():
                    for m in ConvMLP(arch='s').modules())
 
 
-@pytest.mark.parametrize('impl', ['linear', 'conv1x1'])
-def test_mlp_impl_same_values_and_gradients(impl):
-    """``mlp_impl`` changes how the channel MLPs are computed, not what."""
+def test_mlp_impl_linear_and_conv1x1_agree_in_values_and_gradients():
+    """``mlp_impl`` changes how the channel MLPs are computed, not what:
+    the two paths against each other, whatever 'auto' picks here."""
     torch.manual_seed(0)
-    auto = ConvMLP(arch='s', drop_path_rate=0.0).train()
-    other = ConvMLP(arch='s', drop_path_rate=0.0, mlp_impl=impl).train()
-    other.load_state_dict(auto.state_dict())
+    linear = ConvMLP(arch='s', drop_path_rate=0.0,
+                     mlp_impl='linear').train()
+    conv = ConvMLP(arch='s', drop_path_rate=0.0, mlp_impl='conv1x1').train()
+    conv.load_state_dict(linear.state_dict())
     x = torch.rand(2, 3, 64, 64)
-    outs = [auto(x), other(x)]
+    outs = [linear(x), conv(x)]
     for a, b in zip(*outs):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
     sum(o.sum() for o in outs[0]).backward()
     sum(o.sum() for o in outs[1]).backward()
-    for (name, p), q in zip(auto.named_parameters(), other.parameters()):
+    for (name, p), q in zip(linear.named_parameters(), conv.parameters()):
         if name.startswith('stages.'):
             torch.testing.assert_close(p.grad, q.grad, rtol=1e-4, atol=1e-4,
                                        msg=name)
@@ -282,8 +284,42 @@ def test_mlp_impl_same_values_and_gradients(impl):
             cos = torch.nn.functional.cosine_similarity(
                 p.grad.flatten(), q.grad.flatten(), dim=0)
             assert cos > 0.999, name
-    assert all(m.impl == impl for m in other.modules()
-               if type(m).__name__ == 'Mlp')
+    assert all(m.impl == 'conv1x1' for m in conv.modules()
+               if isinstance(m, Mlp))
+
+
+def test_mlp_impl_auto_is_one_of_the_two_exactly():
+    """'auto' takes one of the paths (the one :func:`auto_mlp_impl` names
+    for this CPU), so its outputs are that path's, bit for bit."""
+    torch.manual_seed(0)
+    auto = ConvMLP(arch='s', drop_path_rate=0.0).eval()
+    x = torch.rand(1, 3, 64, 64)
+    path = auto_mlp_impl(x)[0]
+    same = ConvMLP(arch='s', drop_path_rate=0.0, mlp_impl=path).eval()
+    same.load_state_dict(auto.state_dict())
+    with torch.no_grad():
+        for a, b in zip(auto(x), same(x)):
+            assert torch.equal(a, b)
+
+
+def test_one_module_tree_whatever_the_arguments():
+    """ConvMLP has no ablation switches (the Pure-MLP baseline is its own
+    class): the same modules, by name and class, for any arguments."""
+    def tree(model):
+        return {name.split('.')[0] for name, _ in model.named_children()}, {
+            type(m).__name__ for m in model.modules()}
+
+    plain = tree(ConvMLP(arch='s'))
+    assert plain[0] == {'tokenizer', 'conv_stages', 'stages'}
+    assert 'ChannelMLPBlock' not in plain[1] and \
+        'PatchMergingDownsample' not in plain[1]
+    other = tree(ConvMLP(arch='s', drop_path_rate=0.0, mlp_impl='conv1x1',
+                         frozen_stages=2, norm_eval=True, with_cp=True,
+                         out_indices=(3, )))
+    assert other == (plain[0], plain[1] - {'DropPath'} | {'Identity'})
+    with pytest.raises(TypeError, match='"dwconv" is a switch of the '
+                       "paper's Table 2 ablation, which is type='PureMLP'"):
+        ConvMLP(arch='s', dwconv=False)
 
 
 def test_mlp_impl_is_checked():

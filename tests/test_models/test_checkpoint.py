@@ -9,13 +9,13 @@ import torch
 from mmengine.runner.checkpoint import CheckpointLoader
 
 from convmlp_mm import ConvMLP
-from convmlp_mm.models import (
-    CheckpointMismatchError,
-    convert_official_keys,
-    extract_state_dict,
-    guess_arch,
+from convmlp_mm.checkpoint import extract_state_dict
+from convmlp_mm.checkpoint.safe_loading import (
+    _load_from_http,
+    _load_from_local,
 )
-from convmlp_mm.errors import CheckpointError
+from convmlp_mm.errors import CheckpointError, CheckpointMismatchError
+from convmlp_mm.models import convert_official_keys, guess_arch
 
 from helpers import REPO, make_official_state_dict, official_layout
 
@@ -77,8 +77,10 @@ def test_other_size_names_the_size(official_checkpoint):
     with pytest.raises(CheckpointMismatchError) as err:
         pretrained(path, arch='s')
     message = str(err.value)
-    assert 'shape mismatches' in message and 'unexpected keys' in message
+    assert 'does not fit this ConvMLP backbone' in message
+    assert 'have another shape' in message and 'have no place' in message
     assert 'looks like ConvMLP-L' in message and 'arch="l"' in message
+    assert '\n' not in message
     path, _ = official_checkpoint('m')
     with pytest.raises(CheckpointMismatchError, match='looks like ConvMLP-M'):
         pretrained(path, arch='s')
@@ -91,8 +93,9 @@ def test_missing_keys_listed(tmp_path):
     path = tmp_path / 'missing.pth'
     torch.save(state, path)
     with pytest.raises(CheckpointMismatchError,
-                       match=r'missing keys \(2\): tokenizer.block.0.weight, '
-                       r'stages.1.blocks.2.connect.weight'):
+                       match=r'2 of the model\'s 180 tensors are missing '
+                       r'\(tokenizer.block.0.weight, '
+                       r'stages.1.blocks.2.connect.weight\)'):
         pretrained(str(path))
 
 
@@ -113,7 +116,8 @@ def test_unexpected_keys_listed(tmp_path):
     path = tmp_path / 'extra.pth'
     torch.save(state, path)
     with pytest.raises(CheckpointMismatchError,
-                       match=r'unexpected keys \(1\): stages.3'):
+                       match=r'1 tensor has no place in the model '
+                       r'\(stages.3'):
         pretrained(str(path))
 
 
@@ -152,15 +156,14 @@ def test_truncated_file_names_the_file(official_checkpoint, tmp_path):
 
 
 def test_http_scheme_is_the_safe_one():
-    # mmengine's own http loader unpickles with weights_only=False.
-    from convmlp_mm.checkpoint.safe_loading import _load_from_http, _load_from_local
-    # Every scheme loader is wrapped (forced weights_only); underneath,
-    # http(s) and local paths are our own loaders.
+    # mmengine's own http loader unpickles with weights_only=False: http(s)
+    # and local paths are our own loaders, registered with the public
+    # register_scheme.
     loader = CheckpointLoader._get_checkpoint_loader(
         'https://example.com/x.pth')
-    assert loader.__wrapped__ is _load_from_http
-    local = CheckpointLoader._get_checkpoint_loader('/x.pth')
-    assert local.__wrapped__ is _load_from_local
+    assert loader is _load_from_http
+    assert CheckpointLoader._get_checkpoint_loader('/x.pth') is \
+        _load_from_local
 
 
 def test_unreachable_url_explains_offline_fix(tmp_path, monkeypatch):

@@ -9,11 +9,11 @@ from mmengine.config import Config
 from mmengine.registry import MODELS, init_default_scope
 from release_checkpoints import release_backbone_keys, release_key
 
+from convmlp_mm.config.walk import config_classes
+from convmlp_mm.errors import LegacyCheckpointError
 from convmlp_mm.models import ConvMLP
 from convmlp_mm.models.legacy import (
-    LegacyCheckpointError,
-    check_classes,
-    config_classes,
+    check_checkpoint_classes,
     is_legacy_meta,
     legacy_dataset_meta,
     upgrade_state_dict,
@@ -118,14 +118,15 @@ def test_legacy_dataset_meta_reads_classes_and_palette():
 
 def test_check_classes_names_both_lists_and_the_difference():
     with pytest.raises(LegacyCheckpointError) as info:
-        check_classes(dict(CLASSES=('person', 'bicycle')), ('person', 'car'),
-                      'checkpoint x.pth', 'config y.py')
+        check_checkpoint_classes(dict(CLASSES=('person', 'bicycle')),
+                                 ('person', 'car'), 'checkpoint x.pth',
+                                 'config y.py')
     message = str(info.value)
     assert 'checkpoint x.pth' in message and 'config y.py' in message
     assert "1: 'bicycle' vs 'car'" in message
     assert '\n' not in message
-    check_classes(dict(CLASSES=('a', 'b')), ['a', 'b'])  # lists fine
-    check_classes(dict(mmcv_version='1.3'), ('a', ))  # none recorded
+    check_checkpoint_classes(dict(CLASSES=('a', 'b')), ['a', 'b'])  # lists
+    check_checkpoint_classes(dict(mmcv_version='1.3'), ('a', ))  # none
 
 
 def test_config_classes_are_the_datasets():

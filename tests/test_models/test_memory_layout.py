@@ -12,8 +12,9 @@ import torch.nn as nn
 from torch.profiler import ProfilerActivity, profile
 
 from convmlp_mm import ConvMLP
-from convmlp_mm.models.layers import ToContiguousNCHW, channel_linear, layout
 from convmlp_mm.engine import allocator
+from convmlp_mm.models.backbones import base
+from convmlp_mm.models.layers import ToContiguousNCHW, channel_linear, layout
 
 CL = torch.channels_last
 
@@ -75,12 +76,74 @@ def test_channel_linear_auto_takes_the_convolution_only_on_amd(
 
 
 def test_cpu_vendor_is_read_from_cpuinfo():
-    """The rule above reads the real vendor on Linux x86 machines."""
+    """The rule above reads the real vendor on Linux x86 machines, from the
+    one function that reads /proc/cpuinfo (the benchmark uses it too)."""
     if platform.machine() in ('x86_64', 'AMD64') and \
             os.path.exists('/proc/cpuinfo'):
         assert layout._cpu_vendor()  # e.g. GenuineIntel, AuthenticAMD
+        info = layout.cpu_info()
+        assert info['vendor_id'] == layout._cpu_vendor()
+        assert info['model name'] and info['flags']
     else:
         assert layout._cpu_vendor() == ''
+
+
+def test_cpuinfo_is_read_in_one_place():
+    package = os.path.dirname(os.path.dirname(os.path.abspath(
+        layout.__file__)))
+    package = os.path.dirname(package)  # convmlp_mm/
+    readers = []
+    for root, _, files in os.walk(package):
+        for name in files:
+            if name.endswith('.py'):
+                path = os.path.join(root, name)
+                with open(path) as f:
+                    if "'/proc/cpuinfo'" in f.read():
+                        readers.append(os.path.relpath(path, package))
+    assert readers == [os.path.join('models', 'layers', 'layout.py')]
+
+
+@pytest.mark.parametrize('vendor, impl, words', [
+    ('AuthenticAMD', 'auto', "1x1 convolutions (mlp_impl='auto': "
+     "AuthenticAMD CPU with MKL, whose fp32 GEMM ran at half oneDNN's rate"),
+    ('GenuineIntel', 'auto', "F.linear (mlp_impl='auto': GenuineIntel CPU "
+     "with MKL, whose fp32 GEMM beat oneDNN on the channel MLPs"),
+    ('', 'auto', "F.linear (mlp_impl='auto': unknown CPU with MKL; the 1x1 "
+     "path is for AMD CPUs with MKL only"),
+    ('AuthenticAMD', 'linear', "F.linear (mlp_impl='linear' set "
+     "explicitly)"),
+])
+def test_first_forward_logs_the_path_and_why(monkeypatch, vendor, impl,
+                                              words):
+    """One line in the run's log, at the first forward only."""
+    monkeypatch.setattr(layout, '_cpu_vendor', lambda: vendor)
+    monkeypatch.setattr(torch.backends.mkl, 'is_available', lambda: True)
+    layout.blas_is_slow_here.cache_clear()
+    lines = []
+    monkeypatch.setattr(base, 'print_log',
+                        lambda msg, logger=None: lines.append(msg))
+    monkeypatch.setattr(base, '_LOGGED', set())
+    try:
+        model = ConvMLP('s', mlp_impl=impl).eval()
+        with torch.no_grad():
+            model(torch.rand(1, 3, 32, 32))
+            model(torch.rand(1, 3, 32, 32))
+            # Another model with the same path says nothing new.
+            ConvMLP('s', mlp_impl=impl).eval()(torch.rand(1, 3, 32, 32))
+    finally:
+        layout.blas_is_slow_here.cache_clear()
+    assert lines == [f'ConvMLP channel MLPs: {words}; docs/performance.md)'
+                     if impl == 'auto' else f'ConvMLP channel MLPs: {words}']
+
+
+def test_log_names_autocast_and_devices():
+    x = torch.rand(1, 4, 4, 8)
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        assert 'CPU autocast is on' in layout.describe_mlp_impl('auto', x)
+    assert layout.describe_mlp_impl('auto', x.to(torch.bfloat16)).startswith(
+        "channel MLPs: F.linear (mlp_impl='auto': the input is not fp32")
+    assert layout.auto_mlp_impl(torch.empty(1, device='meta')) == (
+        'linear', 'device')
 
 
 def test_channel_linear_other_shapes_fall_back_to_linear():

@@ -1,4 +1,5 @@
-"""One ConvMLP class, registered in both mmdet's and mmseg's MODELS."""
+"""The ConvMLP and PureMLP classes, each registered in both mmdet's and
+mmseg's MODELS."""
 import subprocess
 import sys
 
@@ -8,18 +9,28 @@ from mmengine.registry import DefaultScope, init_default_scope
 
 import convmlp_mm
 from convmlp_mm import ConvMLP
+from convmlp_mm.models import BACKBONES, PureMLP, backbone_class
 
 
+@pytest.mark.parametrize('cls', [ConvMLP, PureMLP])
 @pytest.mark.parametrize('scope', ['mmdet', 'mmseg'])
-def test_build_from_registry(scope):
+def test_build_from_registry(scope, cls):
     registry = __import__(f'{scope}.registry', fromlist=['MODELS']).MODELS
-    assert registry.get('ConvMLP') is ConvMLP
+    assert registry.get(cls.__name__) is cls
     # DefaultScope is process-wide: set it for this test only.
     with DefaultScope.overwrite_default_scope(scope):
         model = registry.build(
-            dict(type='ConvMLP', arch='s', out_indices=(3, )))
-    assert isinstance(model, ConvMLP)
+            dict(type=cls.__name__, arch='s', out_indices=(3, )))
+    assert type(model) is cls
     assert model(torch.rand(1, 3, 32, 32))[0].shape == (1, 512, 1, 1)
+
+
+def test_backbone_class_of_a_config_type():
+    assert BACKBONES == {'ConvMLP': ConvMLP, 'PureMLP': PureMLP}
+    for type_ in ('PureMLP', 'mmdet.PureMLP', 'mmseg.PureMLP', PureMLP):
+        assert backbone_class(type_) is PureMLP
+    for type_ in ('ResNet', None, 3, torch.nn.Linear):
+        assert backbone_class(type_) is None
 
 
 def test_registered_in_both():

@@ -1,5 +1,6 @@
-"""tools/analysis/get_flops.py, tools/analysis/visualize_features.py and
-convmlp_mm.apis.inference / tools/inference.py on tiny inputs."""
+"""convmlp_mm.analysis (parameters and MACs, feature maps, fp32 against
+--amp) with the command lines of tools/analysis/get_flops.py, and
+convmlp_mm.apis.inference / tools/inference.py, on tiny inputs."""
 import json
 import os.path as osp
 
@@ -11,7 +12,14 @@ import torch
 from mmengine.config import Config
 from mmengine.registry import DefaultScope
 
+from convmlp_mm.analysis import (
+    amp_loss_curve,
+    backbone_complexity,
+    model_complexity,
+    visualize_features,
+)
 from convmlp_mm.apis import InferenceInputError, inference
+from convmlp_mm.datasets import make_ade20k_dataset
 
 from helpers import REPO, load_tool
 
@@ -37,8 +45,8 @@ def tiny_config(path: str, num_classes: int) -> Config:
     return cfg
 
 
-get_flops = load_tool('tools/analysis/get_flops.py')
-visualize_features = load_tool('tools/analysis/visualize_features.py')
+# The tests of the command lines themselves call their main(argv).
+get_flops_tool = load_tool('tools/analysis/get_flops.py')
 inference_tool = load_tool('tools/inference.py')
 
 
@@ -87,16 +95,15 @@ def save_untrained_checkpoint(cfg: Config, path: str, classes) -> str:
 @pytest.mark.parametrize('arch,params,macs', [
     ('s', 8.509, 2.399), ('m', 16.896, 3.948), ('l', 41.958, 9.903)])
 def test_backbone_macs_match_table3(arch, params, macs):
-    result = get_flops.backbone_complexity(arch, (224, 224))
+    result = backbone_complexity(arch, (224, 224))
     assert abs(result['macs'] / 1e9 - macs) < 0.01
     assert round(result['params'] / 1e6, 3) == params
 
 
 def test_pure_mlp_classifier_matches_table2():
     # Table 2, first row: 7.88M parameters, 1.47 GMACs.
-    result = get_flops.backbone_complexity(
-        's', (224, 224), with_head=True, conv_stage=False,
-        downsample='patch_merging', dwconv=False)
+    result = backbone_complexity('s', (224, 224), with_head=True,
+                                 type='PureMLP')
     assert round(result['params'] / 1e6, 2) == 7.88
     assert abs(result['macs'] / 1e9 - 1.47) < 0.01
     # The classifier's head is there, with the backbone inside it.
@@ -105,12 +112,12 @@ def test_pure_mlp_classifier_matches_table2():
 
 def test_whole_detector_pads_and_splits_backbone():
     cfg = RETINANET
-    result = get_flops.model_complexity(cfg, (70, 90))
+    result = model_complexity(cfg, (70, 90))
     assert result['library'] == 'mmdet'
     assert result['padded_shape'] == [96, 96]  # size_divisor 32
     assert round(result['params'] / 1e6, 2) == 18.74
     assert result['backbone']['params'] == 8508896
-    alone = get_flops.backbone_complexity('s', (96, 96))
+    alone = backbone_complexity('s', (96, 96))
     assert result['backbone']['macs'] == alone['macs']
     assert result['macs'] > 2 * result['backbone']['macs']
 
@@ -119,7 +126,7 @@ def test_cli_writes_json_for_backbone_and_segmentor(tmp_path, capsys):
     out = tmp_path / 'flops.json'
     seg = osp.join(REPO,
                    'configs/segmentation/fpn_convmlp_s_512x512_40k_ade20k.py')
-    get_flops.main(['s', seg, '--shape', '64', '--json', str(out)])
+    get_flops_tool.main(['s', seg, '--shape', '64', '--json', str(out)])
     printed = capsys.readouterr().out
     assert 'ConvMLP (s)' in printed and 'of which backbone' in printed
     backbone, segmentor = json.loads(out.read_text())
@@ -128,7 +135,7 @@ def test_cli_writes_json_for_backbone_and_segmentor(tmp_path, capsys):
     assert round(segmentor['params'] / 1e6, 2) == 12.76
     assert segmentor['backbone']['macs'] == backbone['macs']
     with pytest.raises(SystemExit, match='neither a backbone size'):
-        get_flops.main(['xl'])
+        get_flops_tool.main(['xl'])
 
 
 # ------------------------------------------------------ visualize_features
@@ -136,7 +143,7 @@ def test_cli_writes_json_for_backbone_and_segmentor(tmp_path, capsys):
 
 def test_feature_grid_png_random_weights(tmp_path):
     image = write_image(str(tmp_path / 'shapes.jpg'), 48, 80)
-    results = visualize_features.visualize(
+    results = visualize_features(
         's', [image], str(tmp_path / 'out'), shape=(64, 96), panel_width=64)
     (result, ) = results
     assert result['levels'] == [[64, 16, 24], [128, 8, 12], [256, 4, 6],
@@ -160,7 +167,7 @@ def test_feature_grid_with_detector_checkpoint_any_mode(tmp_path,
     write_image(str(images / 'b.jpg'), 33, 57, seed=2)
     outputs = {}
     for mode in ('pca', 'topk'):
-        results = visualize_features.visualize(
+        results = visualize_features(
             RETINANET, [str(images)], str(tmp_path / mode),
             checkpoint=checkpoint, mode=mode, topk=3, panel_width=40)
         assert [osp.basename(r['png']) for r in results] == \
@@ -175,11 +182,11 @@ def test_feature_grid_with_detector_checkpoint_any_mode(tmp_path,
 
 
 def test_feature_tool_rejects_bad_input(tmp_path):
-    with pytest.raises(FileNotFoundError, match='Image not found'):
-        visualize_features.visualize('s', [str(tmp_path / 'none.jpg')],
+    with pytest.raises(InferenceInputError, match='Input not found'):
+        visualize_features('s', [str(tmp_path / 'none.jpg')],
                                      str(tmp_path))
     with pytest.raises(ValueError, match='mode must be one of'):
-        visualize_features.visualize('s', [], str(tmp_path), mode='sum')
+        visualize_features('s', [], str(tmp_path), mode='sum')
 
 
 # --------------------------------------------------------------- inference
@@ -278,16 +285,16 @@ def test_segmentation_label_maps(tmp_path):
 
 
 def test_amp_loss_curve_trains_both_precisions(tmp_path):
-    """tools/analysis/amp_loss_curve.py: two short trainings of the demo's
-    Semantic FPN (fp32 and --amp, same seed) and the comparison of their
-    loss curves, on data the test makes."""
-    from convmlp_mm.datasets import make_ade20k_dataset
-    tool = load_tool('tools/analysis/amp_loss_curve.py')
+    """convmlp_mm.analysis.amp_loss_curve (tools/analysis/amp_loss_curve.py):
+    two short trainings of the demo's Semantic FPN (fp32 and --amp, same
+    seed) and the comparison of their loss curves, on data the test makes."""
     data = make_ade20k_dataset(str(tmp_path / 'ade'), num_train=4,
                                num_val=2, image_size=(96, 64))
     work = tmp_path / 'curve'
-    result = tool.main(['--steps', '3', '--data-root', data,
-                        '--work-dir', str(work), '--smooth', '2'])
+    result = amp_loss_curve(
+        osp.join(REPO, 'configs/demo/fpn_convmlp_s_demo_shapes.py'),
+        osp.join(REPO, 'tools/train.py'), str(work), steps=3, smooth=2,
+        data_root=data)
     c = result['comparison']
     assert c['iters'] == [1, 2, 3]
     assert len(c['fp32']) == len(c['amp']) == 3

@@ -50,17 +50,25 @@ def test_smoke_demo_end_to_end_and_rerun(tmp_path):
         assert json.load(f)['mIoU'] == results['mIoU']
 
 
-def test_resume_picks_the_last_complete_checkpoint(tmp_path):
+def test_reuse_and_resume_follow_last_checkpoint(tmp_path, capsys):
+    """The demo asks the work dir's ``last_checkpoint`` (what tools/train.py
+    resumes from) whether a training is done; no file test of its own."""
+    import argparse
+
     import torch
     demo = load_demo()
-    assert demo.latest_checkpoint(str(tmp_path)) is None
-    torch.save({'meta': {}}, tmp_path / 'epoch_2.pth')
-    torch.save({'meta': {}}, tmp_path / 'epoch_10.pth')
-    # An interrupted save: the zip's directory, written last, is missing.
-    data = (tmp_path / 'epoch_10.pth').read_bytes()
-    (tmp_path / 'epoch_12.pth').write_bytes(data[:len(data) // 2])
-    assert demo.latest_checkpoint(str(tmp_path)) == str(
-        tmp_path / 'epoch_10.pth')
+    job = demo.JOBS['semfpn']  # --smoke: 2 iterations, iter_2.pth
+    assert demo.last_checkpoint(str(tmp_path)) is None
+    torch.save({'meta': {}}, tmp_path / 'iter_2.pth')
+    # A final file that last_checkpoint does not name (its save was cut
+    # short before the hook recorded it) is not a finished training.
+    assert not demo.is_last_checkpoint(str(tmp_path),
+                                       str(tmp_path / 'iter_2.pth'))
+    (tmp_path / 'last_checkpoint').write_text(str(tmp_path / 'iter_2.pth'))
+    assert demo.last_checkpoint(str(tmp_path)) == str(tmp_path / 'iter_2.pth')
+    args = argparse.Namespace(smoke=True, verbose=False)
+    assert demo.train(job, str(tmp_path), str(tmp_path), args) == 0.0
+    assert 'trained already' in capsys.readouterr().out
 
 
 def test_results_written_atomically(tmp_path):
@@ -73,7 +81,7 @@ def test_results_written_atomically(tmp_path):
 
 
 def test_training_curves_from_scalars(tmp_path):
-    from convmlp_mm.visualization import load_scalars, plot_training_curves
+    from convmlp_mm.analysis import load_scalars, plot_training_curves
     run = tmp_path / 'run' / '20260101_000000' / 'vis_data'
     run.mkdir(parents=True)
     # 16 iterations per epoch, logged every 4 (as mmengine's LoggerHook).

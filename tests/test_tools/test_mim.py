@@ -1,28 +1,27 @@
 """mim finds the package and its model index: `mim search convmlp_mm`
 lists the paper's nine models with their metrics and `mim list` shows the
-package (the index ships in convmlp_mm/.mim/, as mmdet's and mmseg's do;
-setup.py copies it there when the package is installed)."""
+package, typed as a user types them (the environment's `mim` command, from
+`/`, not `python -m mim` from the checkout).
+
+mim reads ``<site-packages>/convmlp_mm/.mim/model-index.yml``: a wheel
+ships it there (setup.py copies the index and configs/ into the package);
+``make install`` (editable) links the checkout's package into
+site-packages and setup.py links .mim/ to the checkout's index and configs
+(tools/setup_env.sh). tests/test_wheel.py checks the wheel's."""
+import os.path as osp
 import re
 import subprocess
 import sys
 
-from helpers import REPO
+from mim_index import assert_paper_models
 
-# Paper Tables 5-7 (FACTS.md): box AP, mask AP, mIoU.
-PAPER = {
-    'retinanet_convmlp_{}_fpn_1x_coco': {
-        'coco/box_ap': ('37.2', '39.4', '40.2')},
-    'maskrcnn_convmlp_{}_fpn_1x_coco': {
-        'coco/box_ap': ('38.4', '40.6', '41.7'),
-        'coco/mask_ap': ('35.7', '37.2', '38.2')},
-    'fpn_convmlp_{}_512x512_40k_ade20k': {
-        'ade20k/miou': ('35.8', '38.6', '40.0')},
-}
+MIM = osp.join(osp.dirname(sys.executable), 'mim')
 
 
-def mim(*args):
-    # From the checkout: an editable install's metadata is found there.
-    return subprocess.run([sys.executable, '-m', 'mim', *args], cwd=REPO,
+def mim(*args, command=MIM):
+    assert osp.exists(command), \
+        f'no mim command beside {sys.executable}: run make install'
+    return subprocess.run([command, *args], cwd='/',
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                           text=True, timeout=180)
 
@@ -30,17 +29,7 @@ def mim(*args):
 def test_mim_search_lists_the_nine_models_with_the_papers_metrics():
     proc = mim('search', 'convmlp_mm')
     assert proc.returncode == 0, proc.stderr[-2000:]
-    blocks = {}
-    for block in proc.stdout.split('config id: ')[1:]:
-        name, _, body = block.partition('\n')
-        blocks[name.strip()] = dict(
-            re.findall(r'^(\S+)\s+(\S.*?)\s*$', body, re.M))
-    for pattern, metrics in PAPER.items():
-        for index, size in enumerate('sml'):
-            name = pattern.format(size)
-            assert name in blocks, sorted(blocks)
-            for key, values in metrics.items():
-                assert blocks[name][key] == values[index], (name, key)
+    assert_paper_models(proc.stdout)
 
 
 def test_mim_list_shows_the_package():

@@ -1,12 +1,13 @@
-"""tools/analysis/plot_curves.py: any run's scalars.json to a PNG, one panel
-per key, one line per work dir; an unknown key or a folder without a run is
-one error naming it."""
+"""convmlp_mm.analysis.plot_curves (tools/analysis/plot_curves.py): any
+run's scalars.json to a PNG, one panel per key, one line per work dir; an
+unknown key or a folder without a run is one error naming it."""
 import glob
 import json
 
 import cv2
 import pytest
 
+from convmlp_mm.analysis import curve, plot_curves
 from convmlp_mm.errors import ConfigError
 
 import helpers
@@ -26,6 +27,7 @@ def runs(tmp_path_factory):
 
 def test_plots_loss_and_lr_of_two_runs(runs, tmp_path, capsys):
     out = tmp_path / 'curves.png'
+    # the command line itself
     tool = helpers.load_tool('tools/analysis/plot_curves.py')
     tool.main([*runs, '--keys', 'loss', 'lr', '--out', str(out)])
     image = cv2.imread(str(out))
@@ -35,8 +37,7 @@ def test_plots_loss_and_lr_of_two_runs(runs, tmp_path, capsys):
 
 
 def test_curve_is_what_mmengine_logged(runs):
-    tool = helpers.load_tool('tools/analysis/plot_curves.py')
-    name, iters, values = tool.curve(runs[0], 'loss')
+    name, iters, values = curve(runs[0], 'loss')
     (path, ) = glob.glob(f'{runs[0]}/*/vis_data/scalars.json')
     with open(path) as f:
         scalars = [json.loads(line) for line in f]
@@ -45,10 +46,14 @@ def test_curve_is_what_mmengine_logged(runs):
     assert values == [r['loss'] for r in scalars]
 
 
-def test_unknown_key_and_empty_folder_are_errors(runs, tmp_path):
-    tool = helpers.load_tool('tools/analysis/plot_curves.py')
+def test_unknown_key_and_empty_folder_are_errors(runs, tmp_path, capsys):
     with pytest.raises(ConfigError, match='--keys mAP: no run'):
+        plot_curves([runs[0]], ['mAP'], str(tmp_path / 'x.png'))
+    with pytest.raises(ConfigError, match='holds no training records'):
+        plot_curves([str(tmp_path)], ['loss'], str(tmp_path / 'x.png'))
+    # on the command line: one error line, exit status 1
+    tool = helpers.load_tool('tools/analysis/plot_curves.py')
+    with pytest.raises(SystemExit, match='^error: --keys mAP: no run'):
         tool.main([runs[0], '--keys', 'mAP', '--out',
                    str(tmp_path / 'x.png')])
-    with pytest.raises(ConfigError, match='holds no training records'):
-        tool.main([str(tmp_path), '--out', str(tmp_path / 'x.png')])
+    assert not (tmp_path / 'x.png').exists()

@@ -146,8 +146,9 @@ def test_a_wrong_key_is_refused_naming_it(tmp_path):
                            str(tmp_path / 'out.pth'), '--cfg-options',
                            *detection_options(MASKRCNN)), tmp_path)
     line = one_error_line(proc)
-    assert 'missing roi_head.mask_head.conv_logits.weight' in line
-    assert 'unexpected roi_head.mask_head.conv_logit.weight' in line
+    assert 'is missing (roi_head.mask_head.conv_logits.weight)' in line
+    assert 'no place in the model (roi_head.mask_head.conv_logit.weight)' \
+        in line
     assert not (tmp_path / 'out.pth').exists()
 
 

@@ -9,9 +9,13 @@ import os.path as osp
 import pytest
 from mmengine.fileio import load as load_file
 
+from convmlp_mm.config import (
+    check_data_paths,
+    prepare_test_config,
+    prepare_train_config,
+    set_data_root,
+)
 from convmlp_mm.datasets import make_ade20k_dataset, make_coco_dataset
-from convmlp_mm.config.data_checks import check_data_paths, set_data_root
-from convmlp_mm.config.prepare import prepare_test_config, prepare_train_config
 from convmlp_mm.errors import ConfigError
 
 import helpers

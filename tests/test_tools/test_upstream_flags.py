@@ -10,10 +10,13 @@ import subprocess
 import pytest
 from mmengine.config import Config
 
+from convmlp_mm.config import (
+    enable_tta,
+    prepare_test_config,
+    prepare_train_config,
+)
 from convmlp_mm.datasets import make_coco_dataset
-from convmlp_mm.config.prepare import prepare_test_config, prepare_train_config
 from convmlp_mm.errors import ConfigError
-from convmlp_mm.config.options import enable_tta
 
 import helpers
 from tools_run import (

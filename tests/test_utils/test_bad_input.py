@@ -15,9 +15,9 @@ from mmengine.config import Config
 from mmengine.hooks import Hook
 from mmengine.registry import init_default_scope
 
+from convmlp_mm.checkpoint.safe_loading import safe_torch_load
 from convmlp_mm.engine import NonFiniteLossError
 from convmlp_mm.models import CheckpointMismatchError
-from convmlp_mm.checkpoint.safe_loading import safe_torch_load
 
 from helpers import load_tool
 from toy_runner import REPO, TRAIN, toy_runner, write_tiny_coco

@@ -5,10 +5,14 @@ segmentation folders. Config level: nothing is trained here."""
 import pytest
 from mmengine.config import Config
 
+from convmlp_mm.config import (
+    head_classes,
+    prepare_test_config,
+    prepare_train_config,
+    set_classes,
+)
 from convmlp_mm.datasets import make_ade20k_dataset, make_coco_dataset
-from convmlp_mm.config.prepare import prepare_test_config, prepare_train_config
 from convmlp_mm.errors import ConfigError
-from convmlp_mm.config.classes import head_classes, set_classes
 
 import helpers
 from tools_run import MASKRCNN, RETINANET, SEMFPN
@@ -61,6 +65,27 @@ def test_classes_auto_sets_datasets_and_retinanet_head(catdog_root,
     for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
         assert tuple(cfg[loader].dataset.metainfo.classes) == COCO_NAMES
     assert cfg.model.bbox_head.num_classes == 2
+
+
+def test_each_coco_file_is_parsed_once_per_run(catdog_root, tmp_path,
+                                                monkeypatch):
+    """--classes auto, the JSON, category, content and subset checks and
+    the evaluator's ann_file all read the parsed file of one CocoFiles."""
+    from collections import Counter
+
+    from convmlp_mm.datasets.checks import coco
+    parsed = Counter()
+    parse = coco._parse
+
+    def counting(path):
+        parsed[path] += 1
+        return parse(path)
+
+    monkeypatch.setattr(coco, '_parse', counting)
+    train_cfg(RETINANET, '--data-root', catdog_root, '--work-dir',
+              str(tmp_path), '--classes', 'auto')
+    assert len(parsed) == 2  # instances_train2017.json, instances_val2017
+    assert set(parsed.values()) == {1}
 
 
 def test_classes_auto_sets_maskrcnn_box_and_mask_heads_not_rpn(

@@ -8,8 +8,8 @@ import sys
 
 import pytest
 
-from convmlp_mm.errors import ConfigError
 from convmlp_mm.cli import DEBUG_ENV, command
+from convmlp_mm.errors import ConfigError
 
 from helpers import REPO
 
@@ -42,7 +42,7 @@ CASES = [
     (['tools/analysis/get_flops.py', 'xl'],
      "'xl' is neither a backbone size"),
     (['tools/analysis/visualize_features.py', 's', 'nope.jpg'],
-     'Image not found: nope.jpg'),
+     'not found: nope.jpg'),
     (['tools/analysis/benchmark.py', '--device', 'cuda', '--quick'],
      '--device cuda asked for, but torch sees no GPU'),
 ]

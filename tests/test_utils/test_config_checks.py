@@ -7,9 +7,9 @@ import os.path as osp
 import pytest
 from mmengine.config import Config
 
+from convmlp_mm.config import check_config
 from convmlp_mm.datasets import make_coco_dataset
 from convmlp_mm.errors import ConfigError
-from convmlp_mm.config.checks import check_config
 
 from helpers import REPO, load_tool
 from tools_run import CLASSES, RETINANET, SEMFPN, detection_options

@@ -21,8 +21,8 @@ from mmseg.evaluation import IoUMetric
 from mmseg.structures import SegDataSample
 
 from convmlp_mm.datasets import make_ade20k_dataset, make_coco_dataset
+from convmlp_mm.datasets.checks import check_coco_content
 from convmlp_mm.engine import NonFiniteMetricError
-from convmlp_mm.datasets.dataset_checks import check_coco_content
 
 from helpers import load_tool
 from tools_run import CLASSES, RETINANET, SEMFPN, detection_options
@@ -241,7 +241,7 @@ def test_nan_metric_stops_the_run(tmp_path):
 def test_tools_load_images_through_the_checked_transform():
     from mmengine.config import Config
 
-    from convmlp_mm.datasets.transforms import use_checked_loading
+    from convmlp_mm.config import use_checked_loading
     cfg = Config.fromfile(RETINANET)
     # mmdet's RetinaNet base: one LoadImageFromFile per train/val/test
     # pipeline.
@@ -253,7 +253,7 @@ def test_tools_load_images_through_the_checked_transform():
 def test_truncated_jpeg_found_when_read(tmp_path, monkeypatch):
     """Past the images read before training, the loading transform names
     a truncated image when training reaches it."""
-    from convmlp_mm.datasets import dataset_checks
+    from convmlp_mm.datasets.checks import images
 
     from toy_runner import write_tiny_coco
     data_root, config = write_tiny_coco(tmp_path)
@@ -262,7 +262,7 @@ def test_truncated_jpeg_found_when_read(tmp_path, monkeypatch):
         data = f.read()
     with open(image, 'wb') as f:
         f.write(data[:len(data) * 2 // 3])
-    monkeypatch.setattr(dataset_checks, 'MAX_FILES_READ', 0)
+    monkeypatch.setattr(images, 'MAX_FILES_READ', 0)
     tool = load_tool('tools/train.py')
     with pytest.raises(SystemExit) as info:
         tool.main([config, '--data-root', data_root, '--work-dir',

@@ -9,8 +9,7 @@ import pytest
 import torch
 from mmengine.logging import HistoryBuffer
 
-from convmlp_mm.checkpoint.safe_loading import safe_torch_load
-
+from convmlp_mm.checkpoint import safe_torch_load
 from convmlp_mm.errors import CheckpointError
 
 from toy_runner import REPO, TRAIN, toy_runner, write_tiny_coco

@@ -10,11 +10,11 @@ import torch
 from mmengine.config import Config
 from mmengine.registry import MODELS, init_default_scope
 
-from convmlp_mm.models import CheckpointMismatchError
-from convmlp_mm.models.loading import (
+from convmlp_mm.errors import (
+    CheckpointMismatchError,
     NonFiniteCheckpointError,
-    load_model_checkpoint,
 )
+from convmlp_mm.models.loading import load_model_checkpoint
 
 from helpers import REPO, make_official_state_dict
 

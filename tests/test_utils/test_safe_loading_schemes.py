@@ -93,21 +93,38 @@ def test_scheme_registered_later_is_safe_too(hub, tmp_path):
         with pytest.raises(CheckpointError, match='Refusing') as info:
             CheckpointLoader.load_checkpoint('thirdparty://x')
         assert path in str(info.value)
-        # Put into the table by hand, bypassing register_scheme: the
-        # lookup wraps it.
+        # Put into the table by hand, bypassing register_scheme: the one
+        # entry point still forces weights_only.
         CheckpointLoader._schemes['thirdparty://'] = load_from_thirdparty
         with pytest.raises(CheckpointError, match='Refusing'):
             CheckpointLoader.load_checkpoint('thirdparty://x')
     finally:
         CheckpointLoader._schemes.pop('thirdparty://', None)
     assert not marker.exists()
-    assert torch.load is torch.serialization.load  # restored after the load
+    assert torch.load is torch.serialization.load  # never replaced
+    # torch's switch is on only during a load.
+    assert 'TORCH_FORCE_WEIGHTS_ONLY_LOAD' not in os.environ
 
 
-def test_every_registered_scheme_is_wrapped():
-    unwrapped = [p for p, loader in CheckpointLoader._schemes.items()
-                 if not getattr(loader, '_convmlp_weights_only', False)]
-    assert not unwrapped
+def test_the_entry_point_is_guarded_and_nothing_private_is_patched():
+    from mmengine.runner import checkpoint as mmengine_checkpoint
+    loader = CheckpointLoader.load_checkpoint
+    assert getattr(loader, '_convmlp_weights_only', False)
+    # mmengine's own lookups and its zoo loaders are untouched.
+    assert not hasattr(CheckpointLoader._get_checkpoint_loader,
+                       '_convmlp_weights_only')
+    assert CheckpointLoader._schemes['open-mmlab://'] is \
+        mmengine_checkpoint.load_from_openmmlab
+
+
+def test_a_switch_set_by_the_user_is_restored(hub, monkeypatch):
+    place, marker = hub
+    place('resnet50_v1c-2cccc1ad.pth')
+    monkeypatch.setenv('TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD', '1')
+    with pytest.raises(CheckpointError, match='Refusing'):
+        CheckpointLoader.load_checkpoint('open-mmlab://resnet50_v1c')
+    assert not marker.exists()
+    assert os.environ['TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD'] == '1'
 
 
 def test_safe_scheme_still_loads_plain_weights(hub, tmp_path, monkeypatch):

@@ -16,29 +16,25 @@ import argparse
 from typing import Optional, Sequence
 
 import torch
-from mmengine.config import DictAction
 
-import convmlp_mm  # noqa: F401  (registers ConvMLP, safe loading)
-from convmlp_mm.deploy.export import (
+from convmlp_mm.cli import add_model_arguments, command
+from convmlp_mm.deploy import (
     DEFAULT_TOLERANCE,
-    ExportError,
     check_onnx,
     export_onnx,
     load_model,
+    model_kind,
+    roi_head_path,
 )
-from convmlp_mm.deploy.networks import model_kind
-from convmlp_mm.deploy.runtime import roi_head_path
-from convmlp_mm.cli import command
-from convmlp_mm.checkpoint.safe_loading import CheckpointError
+from convmlp_mm.errors import ConfigError
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    parser.add_argument('config', help='detector or segmentor config, or a '
-                        'backbone size (s, m, l)')
-    parser.add_argument('checkpoint', help='its .pth (from tools/train.py; '
-                        'for a size: an ImageNet checkpoint); "none" exports '
-                        'random weights')
+    add_model_arguments(
+        parser, 'detector or segmentor config, or a backbone size (s, m, l)',
+        'its .pth (from tools/train.py; for a size: an ImageNet checkpoint)',
+        cfg_example='model.test_cfg.score_thr=0.1')
     parser.add_argument('out', help='the .onnx file to write')
     parser.add_argument('--shape', type=int, nargs=2, default=[512, 512],
                         metavar=('H', 'W'), help='size traced at (the '
@@ -49,35 +45,29 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument('--tolerance', type=float, default=DEFAULT_TOLERANCE,
                         help='largest |ONNX Runtime - PyTorch| allowed, as '
                         'a fraction of the largest |PyTorch output|')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction)
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if not args.out.endswith('.onnx'):
+        raise ConfigError(f'{args.out}: the output must end in .onnx')
+    if min(args.shape) < 32:
+        raise ConfigError(f'--shape {args.shape[0]} {args.shape[1]} is too '
+                          'small: give at least 32 32')
+    return args
 
 
 @command
 def main(argv: Optional[Sequence[str]] = None) -> dict:
     args = parse_args(argv)
-    checkpoint = None if args.checkpoint.lower() == 'none' else \
-        args.checkpoint
-    if not args.out.endswith('.onnx'):
-        raise SystemExit(f'error: {args.out}: the output must end in .onnx')
-    if min(args.shape) < 32:
-        raise SystemExit(f'error: --shape {args.shape[0]} {args.shape[1]} '
-                         'is too small: give at least 32 32')
     second = tuple(args.check_shape) if args.check_shape else \
         (args.shape[0] + 64, args.shape[1] + 96)
-    try:
-        model, cfg = load_model(args.config, checkpoint, args.cfg_options)
-        kind = model_kind(model)
-        names = export_onnx(model, args.out, tuple(args.shape),
-                            getattr(model, 'dataset_meta', None))
-        if kind == 'two_stage':
-            # The RoI heads run in PyTorch (docs/deployment.md).
-            torch.save(model.roi_head.state_dict(), roi_head_path(args.out))
-        rows = check_onnx(model, args.out, [tuple(args.shape), second],
-                          args.tolerance)
-    except (FileNotFoundError, ValueError, ExportError,
-            CheckpointError) as error:
-        raise SystemExit(f'error: {error}')
+    model, cfg = load_model(args.config, args.checkpoint, args.cfg_options)
+    kind = model_kind(model)
+    names = export_onnx(model, args.out, tuple(args.shape),
+                        getattr(model, 'dataset_meta', None))
+    if kind == 'two_stage':
+        # The RoI heads run in PyTorch (docs/deployment.md).
+        torch.save(model.roi_head.state_dict(), roi_head_path(args.out))
+    rows = check_onnx(model, args.out, [tuple(args.shape), second],
+                      args.tolerance)
     for row in rows:
         print(f'{row["size"][0]}x{row["size"][1]}: ONNX Runtime vs PyTorch '
               f'max abs {row["max_abs"]:.3g}, max rel {row["max_rel"]:.3g} '

@@ -16,17 +16,19 @@ from collections import OrderedDict
 
 from mmengine.runner.checkpoint import CheckpointLoader
 
-from convmlp_mm.models import (
-    CheckpointMismatchError,
-    ConvMLP,
+from convmlp_mm.checkpoint import (
     check_state_dict_fits,
-    convert_official_keys,
     extract_state_dict,
+    save_checkpoint_atomically,
+)
+from convmlp_mm.cli import command
+from convmlp_mm.errors import CheckpointMismatchError
+from convmlp_mm.models import (
+    ConvMLP,
+    arch_advice,
+    convert_official_keys,
     guess_arch,
 )
-from convmlp_mm.checkpoint.fileio import save_checkpoint_atomically
-from convmlp_mm.errors import CheckpointError
-from convmlp_mm.cli import command
 
 
 def parse_args(argv=None):
@@ -43,22 +45,19 @@ def parse_args(argv=None):
 @command
 def main(argv=None) -> int:
     args = parse_args(argv)
-    try:
-        checkpoint = CheckpointLoader.load_checkpoint(args.src,
-                                                      map_location='cpu')
-        state_dict, dropped = convert_official_keys(
-            extract_state_dict(checkpoint))
-        arch = args.arch or guess_arch(state_dict)
-        if arch is None:
-            raise CheckpointMismatchError(
-                f'Checkpoint "{args.src}" matches none of ConvMLP-S/M/L; '
-                'pass --arch (or check the file).')
-        check_state_dict_fits(ConvMLP(arch=arch), state_dict,
-                              f'Checkpoint "{args.src}"')
-    except (CheckpointError, CheckpointMismatchError, FileNotFoundError,
-            ValueError) as exc:
-        print(f'error: {exc}', file=sys.stderr)
-        return 1
+    checkpoint = CheckpointLoader.load_checkpoint(args.src, map_location='cpu')
+    state_dict, dropped = convert_official_keys(
+        extract_state_dict(checkpoint, args.src))
+    arch = args.arch or guess_arch(state_dict)
+    if arch is None:
+        raise CheckpointMismatchError(
+            f'Checkpoint "{args.src}" matches none of ConvMLP-S/M/L; '
+            'pass --arch (or check the file).')
+    model = ConvMLP(arch=arch)
+    check_state_dict_fits(
+        model, state_dict,
+        f'Checkpoint "{args.src}" does not fit ConvMLP-{arch.upper()}',
+        arch_advice(model, state_dict))
     prefix = 'backbone.' if args.add_prefix else ''
     out = OrderedDict((prefix + k, v) for k, v in state_dict.items())
     save_checkpoint_atomically(

@@ -14,22 +14,22 @@ import argparse
 import sys
 
 from mmengine.config import DictAction
-from mmengine.registry import MODELS, init_default_scope
 from mmengine.runner.checkpoint import CheckpointLoader
 
-from convmlp_mm.models import CheckpointMismatchError, extract_state_dict
-from convmlp_mm.models.legacy import (
-    LegacyCheckpointError,
-    check_classes,
-    config_classes,
+from convmlp_mm.checkpoint import (
+    check_state_dict_fits,
+    extract_state_dict,
+    save_checkpoint_atomically,
+)
+from convmlp_mm.cli import command
+from convmlp_mm.config import build_model, config_classes, load_config
+from convmlp_mm.errors import LegacyCheckpointError
+from convmlp_mm.models import (
+    check_checkpoint_classes,
     is_legacy_meta,
     legacy_dataset_meta,
     upgrade_state_dict,
 )
-from convmlp_mm.checkpoint.fileio import save_checkpoint_atomically
-from convmlp_mm.config.core import load_config
-from convmlp_mm.errors import CheckpointError, ConfigError
-from convmlp_mm.cli import command
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -42,32 +42,6 @@ def parse_args(argv=None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def build_model(cfg):
-    """The config's model, without its ImageNet checkpoint (every tensor
-    comes from the release file)."""
-    cfg.model.backbone.init_cfg = None
-    init_default_scope(cfg.get('default_scope', 'mmdet'))
-    return MODELS.build(cfg.model)
-
-
-def check_fits(model, state_dict, src: str, config: str) -> None:
-    """Strict: one line naming the first keys missing, extra or of another
-    shape, when any is."""
-    own = model.state_dict()
-    problems = [f'missing {k}' for k in own if k not in state_dict]
-    problems += [f'unexpected {k}' for k in state_dict if k not in own]
-    problems += [
-        f'{k} is {tuple(state_dict[k].shape)} in the file, '
-        f'{tuple(own[k].shape)} in the model' for k in own
-        if k in state_dict and state_dict[k].shape != own[k].shape]
-    if problems:
-        raise LegacyCheckpointError(
-            f'{src} does not fit the model of {config} ({len(problems)} '
-            f'problems: {"; ".join(problems[:3])}'
-            f'{"; ..." if len(problems) > 3 else ""}); use the config of '
-            'the same detector/segmentor and size as the checkpoint')
-
-
 def convert(args: argparse.Namespace) -> str:
     cfg = load_config(args.config, args.cfg_options)
     checkpoint = CheckpointLoader.load_checkpoint(args.src, map_location='cpu')
@@ -77,12 +51,18 @@ def convert(args: argparse.Namespace) -> str:
             f'{args.src} has no mmcv 1 meta (CLASSES, mmcv_version 1.x): it '
             'is not an mmdet 2 / mmseg 0.x checkpoint; an mmengine checkpoint '
             'needs no conversion, pass it to tools/test.py as it is')
-    check_classes(meta, config_classes(cfg), f'checkpoint {args.src}',
-                  f'config {args.config}')
+    check_checkpoint_classes(meta, config_classes(cfg),
+                             f'checkpoint {args.src}',
+                             f'config {args.config}')
+    # Without its ImageNet checkpoint: every tensor comes from the file.
+    cfg.model.backbone.init_cfg = None
     model = build_model(cfg)
-    state_dict = upgrade_state_dict(extract_state_dict(checkpoint), meta,
-                                    model)
-    check_fits(model, state_dict, args.src, args.config)
+    state_dict = upgrade_state_dict(extract_state_dict(checkpoint, args.src),
+                                    meta, model)
+    check_state_dict_fits(
+        model, state_dict, f'{args.src} does not fit the model of '
+        f'{args.config}', 'Use the config of the same detector/segmentor and '
+        'size as the checkpoint.')
     versions = {k: meta[k] for k in ('mmcv_version', 'mmdet_version',
                                      'mmseg_version') if k in meta}
     save_checkpoint_atomically(
@@ -97,13 +77,7 @@ def convert(args: argparse.Namespace) -> str:
 
 @command
 def main(argv=None) -> int:
-    args = parse_args(argv)
-    try:
-        print(convert(args))
-    except (CheckpointError, CheckpointMismatchError, ConfigError,
-            LegacyCheckpointError, FileNotFoundError) as exc:
-        print(f'error: {exc}', file=sys.stderr)
-        return 1
+    print(convert(parse_args(argv)))
     return 0
 
 

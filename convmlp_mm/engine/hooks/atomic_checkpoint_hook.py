@@ -20,16 +20,14 @@ from mmengine.fileio import LocalBackend
 from mmengine.hooks import CheckpointHook
 from mmengine.registry import HOOKS
 
-from convmlp_mm.checkpoint.fileio import (
+from convmlp_mm.checkpoint import (
     PARTIAL_SUFFIX,
-    replace_atomically,
+    commit_checkpoint,
     tensor_bytes,
-    write_failure,
-    write_text_atomically,
 )
 
 
-def _checkpoint_bytes(runner, previous) -> int:
+def checkpoint_bytes(runner, previous) -> int:
     """What the checkpoint being written needs: the previous one's size
     (same model, same optimizer), else the bytes of its tensors."""
     if previous and osp.isfile(previous):
@@ -84,10 +82,10 @@ class AtomicCheckpointHook(CheckpointHook):
         self.last_ckpt = osp.join(self.out_dir, ckpt_filename)
         runner.message_hub.update_info('last_ckpt', self.last_ckpt)
 
-        try:
-            runner.save_checkpoint(  # master only: others return at once
+        def save(partial: str) -> None:  # the master writes, others return
+            runner.save_checkpoint(
                 self.out_dir,
-                ckpt_filename + PARTIAL_SUFFIX,
+                osp.basename(partial),
                 self.file_client_args,
                 save_optimizer=self.save_optimizer,
                 save_param_scheduler=self.save_param_scheduler,
@@ -95,19 +93,15 @@ class AtomicCheckpointHook(CheckpointHook):
                 by_epoch=self.by_epoch,
                 backend_args=self.backend_args,
                 **self.args)
-            if not is_main_process():
-                return
-            replace_atomically(self.last_ckpt + PARTIAL_SUFFIX,
-                               self.last_ckpt)
-        except OSError as exc:  # disk full: see utils/fileio.py
-            error = write_failure(exc, self.last_ckpt,
-                                  _checkpoint_bytes(runner, previous),
-                                  previous)
-            if error is exc:
-                raise
-            raise error from exc
-        write_text_atomically(
-            osp.join(runner.work_dir, 'last_checkpoint'), self.last_ckpt)
+
+        commit_checkpoint(  # disk full: see checkpoint/fileio.py
+            save, self.last_ckpt, osp.join(runner.work_dir,
+                                           'last_checkpoint'),
+            writer=is_main_process(),
+            needed=lambda: checkpoint_bytes(runner, previous),
+            previous=previous)
+        if not is_main_process():
+            return
         if outdated is not None:
             path = osp.join(self.out_dir, self.filename_tmpl.format(outdated))
             if osp.isfile(path):

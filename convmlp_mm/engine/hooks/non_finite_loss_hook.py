@@ -19,10 +19,13 @@ from mmengine.hooks import Hook
 from mmengine.registry import HOOKS
 from mmengine.runner import EpochBasedTrainLoop
 
-from convmlp_mm.checkpoint.fileio import PARTIAL_SUFFIX
-from convmlp_mm.models.loading import checkpoint_state_dict, non_finite_keys
-from convmlp_mm.checkpoint.safe_loading import CheckpointError, safe_torch_load
-from convmlp_mm.errors import NonFiniteLossError  # noqa: F401
+from convmlp_mm.checkpoint import (
+    PARTIAL_SUFFIX,
+    extract_state_dict,
+    non_finite_keys,
+    safe_torch_load,
+)
+from convmlp_mm.errors import CheckpointError, NonFiniteLossError
 
 
 def last_finite_checkpoint(runner) -> Optional[str]:
@@ -34,7 +37,7 @@ def last_finite_checkpoint(runner) -> Optional[str]:
              if not f.endswith(PARTIAL_SUFFIX)]
     for path in sorted(files, key=osp.getmtime, reverse=True):
         try:
-            state = checkpoint_state_dict(safe_torch_load(path, path), path)
+            state = extract_state_dict(safe_torch_load(path, path), path)
         except (CheckpointError, ValueError):
             continue
         if not non_finite_keys(state):

@@ -10,6 +10,7 @@ from typing import Dict, Optional
 
 from mmengine.hooks import Hook
 from mmengine.registry import HOOKS
+
 from convmlp_mm.errors import NonFiniteMetricError  # noqa: F401
 
 

@@ -23,11 +23,8 @@ from mmengine.fileio import LocalBackend
 from mmengine.hooks import CheckpointHook, Hook
 from mmengine.registry import HOOKS
 
-from convmlp_mm.checkpoint.fileio import (
-    PARTIAL_SUFFIX,
-    replace_atomically,
-    write_text_atomically,
-)
+from convmlp_mm.checkpoint import commit_checkpoint
+from convmlp_mm.engine.hooks.atomic_checkpoint_hook import checkpoint_bytes
 
 # sysexits.h EX_TEMPFAIL, "try again later": not 0 (Slurm and Kubernetes
 # would call the job done), not 128 + a signal number (a process killed
@@ -144,11 +141,12 @@ class PreemptionHook(Hook):
                           save_param_scheduler=ckpt_hook.save_param_scheduler)
         # by_epoch=False: the meta says "epoch e, iteration i", so a resumed
         # epoch-based run continues inside epoch e.
-        runner.save_checkpoint(out_dir, osp.basename(path) + PARTIAL_SUFFIX,
-                               by_epoch=False, **kwargs)  # rank 0 writes
-        if is_main_process():
-            replace_atomically(path + PARTIAL_SUFFIX, path)
-            write_text_atomically(
-                osp.join(runner.work_dir, 'last_checkpoint'), path)
+        commit_checkpoint(
+            lambda partial: runner.save_checkpoint(
+                out_dir, osp.basename(partial), by_epoch=False, **kwargs),
+            path, osp.join(runner.work_dir, 'last_checkpoint'),
+            writer=is_main_process(),
+            needed=lambda: checkpoint_bytes(runner, last),
+            previous=last)
         barrier()  # no rank leaves (and looks failed) before the file is in
         return path

@@ -12,9 +12,13 @@ from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 from mmengine.runner.checkpoint import CheckpointLoader
 
-from convmlp_mm.models.legacy import check_classes, config_classes, is_legacy_meta
-from convmlp_mm.models.loading import SKIP_HEADS_OPTION, load_state_into_model
+from convmlp_mm.config.walk import config_classes
 from convmlp_mm.engine.workdir_lock import WorkDirInUseError, WorkDirLock
+from convmlp_mm.models.legacy import (
+    check_checkpoint_classes,
+    is_legacy_meta,
+)
+from convmlp_mm.models.loading import SKIP_HEADS_OPTION, load_state_into_model
 
 
 @RUNNERS.register_module()
@@ -55,8 +59,9 @@ class ConvMLPRunner(Runner):
         if is_legacy_meta(meta) and not skip:
             # The release's mmdet 2 / mmseg 0.x files record their class
             # names: a file of other classes is refused, naming both lists.
-            check_classes(meta, config_classes(self.cfg),
-                          f'Checkpoint "{filename}"', 'the config')
+            check_checkpoint_classes(meta, config_classes(self.cfg),
+                                     f'Checkpoint "{filename}"',
+                                     'the config')
         load_state_into_model(model, checkpoint, filename,
                               skip_mismatched_heads=skip,
                               revise_keys=revise_keys)

@@ -1,5 +1,7 @@
 """The building blocks of ConvMLP (paper section 3, Table 1): tokenizer, conv
-stage, Conv-MLP block, downsamplers and Conv-MLP stage.
+stage, Conv-MLP block, downsamplers and Conv-MLP stage; and those of the
+Pure-MLP baseline (Table 2): the channel-MLP block, Swin's patch merging and
+the channel-MLP stage in the conv stage's place.
 
 Each owns its ``forward``; with ``with_cp=True`` a block runs its
 ``_inner_forward`` under activation checkpointing
@@ -11,7 +13,8 @@ Layouts: the tokenizer and the conv stage take NCHW-shaped tensors (with
 channels-last strides in the backbone); the Conv-MLP blocks, stages and
 downsamplers take and return the NHWC view of the same memory.
 """
-from typing import List, Optional, Sequence
+import contextlib
+from typing import Iterator, List, Optional, Sequence, Type
 
 import torch
 import torch.nn as nn
@@ -19,7 +22,11 @@ from mmcv.cnn import build_norm_layer
 from mmcv.cnn.bricks import DropPath
 from mmcv.cnn.bricks.transformer import PatchMerging
 
-from convmlp_mm.models.layers.layout import channel_linear, checkpoint_forward
+from convmlp_mm.models.layers.layout import (
+    MLP_IMPLS,
+    channel_linear,
+    checkpoint_forward,
+)
 
 
 def _conv_bn_relu(in_ch: int, out_ch: int, kernel_size: int, stride: int,
@@ -117,47 +124,82 @@ class Mlp(nn.Module):
         return channel_linear(self.fc2, x, self.impl)
 
 
-class ConvMLPBlock(nn.Module):
-    """Channel MLP, 3x3 depthwise conv, channel MLP, on NHWC tensors.
+@contextlib.contextmanager
+def channel_mlps_as(model: nn.Module, impl: str) -> Iterator[nn.Module]:
+    """Within the block, every channel MLP (:class:`Mlp`) of ``model``
+    computes its ``nn.Linear`` by ``impl`` (one of ``MLP_IMPLS``); their own
+    setting comes back after. The ONNX export traces with ``'linear'``, so
+    the graph does not depend on the CPU that exported it."""
+    if impl not in MLP_IMPLS:
+        raise ValueError(f'impl must be one of {", ".join(MLP_IMPLS)}, '
+                         f'got "{impl}".')
+    mlps = [m for m in model.modules() if isinstance(m, Mlp)]
+    saved = [m.impl for m in mlps]
+    for m in mlps:
+        m.impl = impl
+    try:
+        yield model
+    finally:
+        for m, old in zip(mlps, saved):
+            m.impl = old
 
-    ``x + MLP1(LN(x))``; ``DWConv(LN(x))`` with no residual (as released);
-    ``x + MLP2(LN(x))``, both residual branches with stochastic depth.
-    ``dwconv=False`` drops the depthwise conv and its LayerNorm: the paper's
-    pure channel-MLP block (Table 2 ablation).
+
+class ChannelMLPBlock(nn.Module):
+    """Two channel MLPs on NHWC tensors, ``x + MLP1(LN(x))`` then
+    ``x + MLP2(LN(x))``, both residual branches with stochastic depth: the
+    paper's pure channel-MLP block (the Pure-MLP baseline, Table 2).
+
+    :class:`ConvMLPBlock` puts its depthwise convolution between the two
+    (:meth:`_build_between`, :meth:`_between`); the modules are registered
+    in the release's order, so a seeded initialisation draws alike.
     """
 
     def __init__(self, dim: int, mlp_ratio: float, drop_path: float,
-                 dwconv: bool = True, mlp_impl: str = 'auto',
-                 with_cp: bool = False):
+                 mlp_impl: str = 'auto', with_cp: bool = False):
         super().__init__()
         hidden = int(dim * mlp_ratio)
-        self.dwconv = dwconv
         self.with_cp = with_cp
         self.norm1 = nn.LayerNorm(dim)
         self.channel_mlp1 = Mlp(dim, hidden, mlp_impl)
         self.norm2 = nn.LayerNorm(dim)
-        if dwconv:
-            self.connect = nn.Conv2d(dim, dim, 3, 1, 1, groups=dim,
-                                     bias=False)
-            self.connect_norm = nn.LayerNorm(dim)
+        self._build_between(dim)
         self.channel_mlp2 = Mlp(dim, hidden, mlp_impl)
         self.drop_path = DropPath(drop_path) if drop_path > 0 else \
             nn.Identity()
 
+    def _build_between(self, dim: int) -> None:
+        """The layers between the two channel MLPs: none here."""
+
+    def _between(self, x: torch.Tensor) -> torch.Tensor:
+        return x
+
     def _inner_forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x + self.drop_path(self.channel_mlp1(self.norm1(x)))
-        if self.dwconv:
-            # NHWC -> NCHW view with channels-last strides: the conv reads it
-            # in place and returns channels-last, whose NHWC view is
-            # contiguous.
-            x = self.connect(self.connect_norm(x).permute(0, 3, 1, 2))
-            x = x.permute(0, 2, 3, 1)
+        x = self._between(x)
         return x + self.drop_path(self.channel_mlp2(self.norm2(x)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.with_cp:
             return checkpoint_forward(self, self._inner_forward, x)
         return self._inner_forward(x)
+
+
+class ConvMLPBlock(ChannelMLPBlock):
+    """Channel MLP, 3x3 depthwise conv, channel MLP, on NHWC tensors.
+
+    ``x + MLP1(LN(x))``; ``DWConv(LN(x))`` with no residual (as released);
+    ``x + MLP2(LN(x))``, both residual branches with stochastic depth.
+    """
+
+    def _build_between(self, dim: int) -> None:
+        self.connect = nn.Conv2d(dim, dim, 3, 1, 1, groups=dim, bias=False)
+        self.connect_norm = nn.LayerNorm(dim)
+
+    def _between(self, x: torch.Tensor) -> torch.Tensor:
+        # NHWC -> NCHW view with channels-last strides: the conv reads it in
+        # place and returns channels-last, whose NHWC view is contiguous.
+        x = self.connect(self.connect_norm(x).permute(0, 3, 1, 2))
+        return x.permute(0, 2, 3, 1)
 
 
 class ConvDownsample(nn.Module):
@@ -189,29 +231,41 @@ class PatchMergingDownsample(nn.Module):
         return x.view(b, out_h, out_w, -1)
 
 
+# The downsamplers between Conv-MLP stages, by the name a config gives.
 DOWNSAMPLES = {'conv': ConvDownsample, 'patch_merging': PatchMergingDownsample}
 
 
 class ConvMLPStage(nn.Module):
-    """Conv-MLP blocks, then (except for the last stage) a downsample; NHWC
-    in and out."""
+    """``block`` modules (:class:`ConvMLPBlock` or, for the Pure-MLP
+    baseline, :class:`ChannelMLPBlock`), then (except for the last stage)
+    a ``downsample`` (a class of :data:`DOWNSAMPLES`); NHWC in and out."""
 
     def __init__(self, num_blocks: int, dim: int, out_dim: Optional[int],
                  mlp_ratio: float, drop_path_rates: Sequence[float],
-                 downsample: str = 'conv', dwconv: bool = True,
+                 block: Type[ChannelMLPBlock] = ConvMLPBlock,
+                 downsample: Type[nn.Module] = ConvDownsample,
                  mlp_impl: str = 'auto', with_cp: bool = False):
         super().__init__()
         if len(drop_path_rates) != num_blocks:
             raise ValueError(f'ConvMLPStage got {len(drop_path_rates)} drop '
                              f'path rates for {num_blocks} blocks.')
         self.blocks = nn.ModuleList(
-            ConvMLPBlock(dim, mlp_ratio, dpr, dwconv, mlp_impl, with_cp)
+            block(dim, mlp_ratio, dpr, mlp_impl, with_cp)
             for dpr in drop_path_rates)
-        self.downsample_mlp = (
-            DOWNSAMPLES[downsample](dim, out_dim) if out_dim else
-            nn.Identity())
+        self.downsample_mlp = downsample(dim, out_dim) if out_dim else \
+            nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         for block in self.blocks:
             x = block(x)
         return self.downsample_mlp(x)
+
+
+class ChannelMLPStem(ConvMLPStage):
+    """The Pure-MLP baseline's first stage, in the conv stage's place:
+    channel-MLP blocks at width C1, then the downsample to C2. It takes and
+    returns NCHW-shaped tensors with channels-last strides, as the conv
+    stage does, working on their NHWC views (``permute``: no copy)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)

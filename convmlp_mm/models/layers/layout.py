@@ -1,14 +1,14 @@
 """Memory-layout and checkpointing helpers of the ConvMLP layers.
 
 The network runs channels-last throughout (see
-:mod:`convmlp_mm.models.backbones.convmlp`). These helpers are the pieces
+:mod:`convmlp_mm.models.backbones.base`). These helpers are the pieces
 that make that work: how a channel MLP's ``nn.Linear`` is computed
 (:func:`channel_linear`), the one layout conversion at the outputs
 (:class:`ToContiguousNCHW`) and activation checkpointing that keeps
 BatchNorm statistics right (:func:`checkpoint_forward`).
 """
 import functools
-from typing import Callable
+from typing import Callable, Dict, Tuple
 
 import torch
 import torch.nn as nn
@@ -19,18 +19,32 @@ from torch.nn.modules.batchnorm import _BatchNorm
 # How the channel MLPs compute their ``nn.Linear`` (``ConvMLP(mlp_impl=)``).
 MLP_IMPLS = ('auto', 'linear', 'conv1x1')
 
+# What each path is, in the log line of :func:`describe_mlp_impl`.
+_PATH_NAMES = {'linear': 'F.linear', 'conv1x1': '1x1 convolutions'}
 
-def _cpu_vendor() -> str:
-    """``vendor_id`` of /proc/cpuinfo ('GenuineIntel', 'AuthenticAMD'), or
-    '' where there is none (not Linux, not x86)."""
+
+@functools.lru_cache(maxsize=None)
+def cpu_info() -> Dict[str, str]:
+    """The first processor's entries of /proc/cpuinfo (``vendor_id``,
+    ``model name``, ``flags``...), or ``{}`` where there is none (not Linux,
+    not x86). The one place the project reads that file."""
+    info: Dict[str, str] = {}
     try:
         with open('/proc/cpuinfo') as f:
             for line in f:
-                if line.startswith('vendor_id'):
-                    return line.split(':', 1)[1].strip()
+                if not line.strip():
+                    break  # the end of the first processor's entries
+                key, _, value = line.partition(':')
+                info[key.strip()] = value.strip()
     except OSError:
         pass
-    return ''
+    return info
+
+
+def _cpu_vendor() -> str:
+    """``vendor_id`` of /proc/cpuinfo ('GenuineIntel', 'AuthenticAMD'), or
+    '' where there is none."""
+    return cpu_info().get('vendor_id', '')
 
 
 @functools.lru_cache(maxsize=None)
@@ -46,6 +60,55 @@ def blas_is_slow_here() -> bool:
         _cpu_vendor() == 'AuthenticAMD'
 
 
+# Why ``mlp_impl='auto'`` takes its path, for the log line
+# (:func:`describe_mlp_impl`); ``{vendor}`` and ``{mkl}`` filled in there.
+_AUTO_REASONS = {
+    'device': 'the input is not on the CPU',
+    'dtype': 'the input is not fp32, and the 1x1 path is for fp32 only',
+    'autocast': ('CPU autocast is on, where F.linear already runs in oneDNN '
+                 'and was the faster'),
+    'amd': ('{vendor} CPU with MKL, whose fp32 GEMM ran at half oneDNN\'s '
+            'rate; docs/performance.md'),
+    'intel': ('GenuineIntel CPU with MKL, whose fp32 GEMM beat oneDNN on the '
+              'channel MLPs; docs/performance.md'),
+    'other': ('{vendor} CPU {mkl} MKL; the 1x1 path is for AMD CPUs with MKL '
+              'only; docs/performance.md'),
+}
+
+
+def auto_mlp_impl(x: torch.Tensor) -> Tuple[str, str]:
+    """The path ``mlp_impl='auto'`` takes for the channel MLPs' input ``x``
+    and why, as ``(impl, reason key)``: ``'conv1x1'`` for fp32 on a CPU
+    outside autocast where :func:`blas_is_slow_here`, ``'linear'``
+    otherwise. Runs at every channel MLP call: no strings built here."""
+    if x.device.type != 'cpu':
+        return 'linear', 'device'
+    if x.dtype != torch.float32:
+        return 'linear', 'dtype'
+    if torch.is_autocast_enabled('cpu'):
+        return 'linear', 'autocast'
+    if blas_is_slow_here():
+        return 'conv1x1', 'amd'
+    return 'linear', 'other'
+
+
+def describe_mlp_impl(impl: str, x: torch.Tensor) -> str:
+    """One line naming the path the channel MLPs take for input ``x`` with
+    ``mlp_impl=impl``, and why; the backbone logs it at its first
+    forward."""
+    if impl == 'auto':
+        impl, key = auto_mlp_impl(x)
+        vendor = _cpu_vendor() or 'unknown'
+        mkl = torch.backends.mkl.is_available()
+        if key == 'other' and vendor == 'GenuineIntel' and mkl:
+            key = 'intel'
+        why = "mlp_impl='auto': " + _AUTO_REASONS[key].format(
+            vendor=vendor, mkl='with' if mkl else 'without')
+    else:
+        why = f"mlp_impl='{impl}' set explicitly"
+    return f'channel MLPs: {_PATH_NAMES[impl]} ({why})'
+
+
 def channel_linear(fc: nn.Linear, x: torch.Tensor,
                    impl: str = 'auto') -> torch.Tensor:
     """``fc(x)`` over the channels of an NHWC tensor.
@@ -57,19 +120,16 @@ def channel_linear(fc: nn.Linear, x: torch.Tensor,
     with the Linear's weight and bias (on the 2-D view of a 4-D input, not
     through ``fc.forward``: a hook or subclass of the Linear is not called).
     ``'auto'`` (the backbone's default) takes the convolution only where it
-    was measured faster: fp32 on CPU outside autocast, on a CPU where MKL's
-    fp32 GEMM runs at half oneDNN's rate (:func:`blas_is_slow_here`: AMD).
-    On Intel CPUs, under bf16 autocast (where ``F.linear`` already goes to
-    oneDNN and was the faster of the two) and on GPUs it is the plain
-    ``F.linear``. The choice is fixed per machine (not timed at run time),
-    so a run and its resumption on the same machine compute alike.
+    was measured faster (:func:`auto_mlp_impl`): fp32 on CPU outside
+    autocast, on a CPU where MKL's fp32 GEMM runs at half oneDNN's rate
+    (:func:`blas_is_slow_here`: AMD). On Intel CPUs, under bf16 autocast
+    (where ``F.linear`` already goes to oneDNN and was the faster of the
+    two) and on GPUs it is the plain ``F.linear``. The choice is fixed per
+    machine (not timed at run time), so a run and its resumption on the same
+    machine compute alike; the backbone logs it (:func:`describe_mlp_impl`).
     """
     if impl == 'auto':
-        impl = 'conv1x1' if (x.device.type == 'cpu'
-                             and x.dtype == torch.float32
-                             and not torch.is_autocast_enabled('cpu')
-                             and blas_is_slow_here()) \
-            else 'linear'
+        impl = auto_mlp_impl(x)[0]
     if x.dim() != 4:
         return fc(x)
     if impl == 'linear':

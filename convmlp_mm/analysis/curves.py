@@ -1,11 +1,9 @@
-"""Pictures of a training run: loss and metric curves from mmengine's
-``vis_data/scalars.json``, and figures of validation predictions.
-
-The per-image drawing is mmdet's ``DetLocalVisualizer`` / mmseg's
-``SegLocalVisualizer`` (``tools/test.py --show-dir``); these functions lay
-their output, or label maps with the dataset's palette, out in one figure
-with titles and a legend. matplotlib is imported when a figure is drawn.
-"""
+"""Curves of training runs, from mmengine's
+``WORK_DIR/<timestamp>/vis_data/scalars.json``: any logged key per run
+(``tools/analysis/plot_curves.py``), losses and validation metrics side by
+side (``tools/demo.py``), and loss curves compared (fp32 against ``--amp``,
+``tools/analysis/amp_loss_curve.py``). matplotlib is imported when a figure
+is drawn."""
 import glob
 import json
 import os.path as osp
@@ -13,27 +11,13 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from convmlp_mm.checkpoint.fileio import partial_path, replace_atomically
+from convmlp_mm.analysis.plotting import pyplot, save_figure
+from convmlp_mm.errors import ConfigError
 
 __all__ = [
-    'find_files', 'load_scalars', 'plot_loss_comparison',
-    'plot_training_curves', 'save_image_grid', 'save_segmentation_figure'
+    'curve', 'load_scalars', 'match_key', 'plot_curves',
+    'plot_loss_comparison', 'plot_training_curves'
 ]
-
-
-def _pyplot():
-    import matplotlib
-    matplotlib.use('Agg')  # files only; no display needed
-    import matplotlib.pyplot as plt
-    return plt
-
-
-def _save(fig, out_file: str) -> str:
-    """Save through a temporary name so a reader never sees half a PNG."""
-    partial = partial_path(out_file)
-    fig.savefig(partial, format='png', dpi=100, bbox_inches='tight')
-    replace_atomically(partial, out_file)
-    return out_file
 
 
 def load_scalars(work_dir: str) -> Tuple[List[dict], List[dict]]:
@@ -84,7 +68,7 @@ def plot_training_curves(runs: Sequence[Tuple[str, str, Sequence[str]]],
             percent (mmseg's) are shown as fractions like pycocotools'.
         out_file: PNG to write.
     """
-    plt = _pyplot()
+    plt = pyplot()
     fig, axes = plt.subplots(2, len(runs), figsize=(5.2 * len(runs), 7),
                              squeeze=False)
     for col, (title, work_dir, metric_keys) in enumerate(runs):
@@ -121,9 +105,7 @@ def plot_training_curves(runs: Sequence[Tuple[str, str, Sequence[str]]],
         if ax.lines:
             ax.legend(fontsize=8, loc='lower right')
     fig.tight_layout()
-    path = _save(fig, out_file)
-    plt.close(fig)
-    return path
+    return save_figure(fig, out_file)
 
 
 def plot_loss_comparison(iters: Sequence[int],
@@ -137,7 +119,7 @@ def plot_loss_comparison(iters: Sequence[int],
         losses: ``(label, values)`` per run, ``values`` aligned with
             ``iters``.
     """
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, 4))
     for (label, values), style in zip(losses, ('-', '--', ':', '-.')):
         ax.plot(iters, values, style, linewidth=1.2, label=label)
@@ -148,84 +130,71 @@ def plot_loss_comparison(iters: Sequence[int],
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    path = _save(fig, out_file)
-    plt.close(fig)
-    return path
+    return save_figure(fig, out_file)
 
 
-def save_image_grid(image_files: Sequence[str], out_file: str, title: str,
-                    columns: int = 2) -> str:
-    """Lay out images (e.g. ``--show-dir`` output) in a titled grid."""
-    plt = _pyplot()
-    import mmcv
-    rows = int(np.ceil(len(image_files) / columns))
-    first = mmcv.imread(image_files[0])
-    height, width = first.shape[:2]
-    scale = 6.5 / width
-    fig, axes = plt.subplots(
-        rows, columns, squeeze=False,
-        figsize=(6.5 * columns, scale * height * rows + 0.6))
-    for ax in axes.flat:
-        ax.axis('off')
-    for ax, path in zip(axes.flat, image_files):
-        ax.imshow(mmcv.imread(path, channel_order='rgb'))
-        ax.set_title(osp.basename(path), fontsize=8)
-    fig.suptitle(title)
+def match_key(key: str, names: Sequence[str]) -> Optional[str]:
+    """The logged name ``key`` stands for: itself, else the shortest name
+    whose last part after ``/`` is ``key`` or ends with ``_<key>``
+    (``mAP`` matches ``coco/bbox_mAP``)."""
+    if key in names:
+        return key
+    tails = [n for n in names if n.split('/')[-1] == key or
+             n.split('/')[-1].endswith('_' + key)]
+    return sorted(tails, key=len)[0] if tails else None
+
+
+def curve(work_dir: str, key: str
+          ) -> Optional[Tuple[str, List[int], List[float]]]:
+    """``(logged name, iterations, values)`` of ``key`` in ``work_dir``'s
+    training or validation records, or ``None``."""
+    train, val = load_scalars(work_dir)
+    for records in (train, val):
+        names = sorted({n for r in records for n in r})
+        name = match_key(key, names)
+        if name:
+            points = [(r['iter'], float(r[name])) for r in records
+                      if name in r]
+            return name, [p[0] for p in points], [p[1] for p in points]
+    return None
+
+
+def plot_curves(work_dirs: Sequence[str], keys: Sequence[str],
+                out_file: str, title: Optional[str] = None) -> str:
+    """One panel per key (:func:`match_key`), one line per work dir; a
+    folder without training records or a key no run logged is a
+    :class:`ConfigError` naming it."""
+    for work_dir in work_dirs:
+        if not load_scalars(work_dir)[0]:
+            raise ConfigError(
+                f'{work_dir} holds no training records (<timestamp>/vis_data/'
+                'scalars.json); give the --work-dir of a tools/train.py run.')
+    plt = pyplot()
+    fig, axes = plt.subplots(1, len(keys), figsize=(4.5 * len(keys), 3.6),
+                             squeeze=False)
+    for ax, key in zip(axes[0], keys):
+        found = False
+        for work_dir in work_dirs:
+            result = curve(work_dir, key)
+            if result is None:
+                continue
+            name, iters, values = result
+            found = True
+            ax.plot(iters, values, marker='o' if len(iters) < 20 else None,
+                    label=osp.basename(osp.normpath(work_dir)))
+            ax.set_title(name)
+        if not found:
+            plt.close(fig)
+            raise ConfigError(
+                f'--keys {key}: no run in {", ".join(work_dirs)} logged '
+                f'it; logged names are in vis_data/scalars.json (e.g. loss, '
+                'lr, coco/bbox_mAP, mIoU).')
+        if key.startswith('loss') or key.endswith('loss'):
+            ax.set_yscale('log')
+        ax.set_xlabel('iteration')
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    if title:
+        fig.suptitle(title)
     fig.tight_layout()
-    path = _save(fig, out_file)
-    plt.close(fig)
-    return path
-
-
-def save_segmentation_figure(samples: Sequence[Tuple[str, str, str]],
-                             classes: Sequence[str],
-                             palette: Sequence[Sequence[int]],
-                             out_file: str,
-                             title: str,
-                             ignore_index: int = 255) -> str:
-    """Image | ground truth | prediction, colour-coded, one row per sample.
-
-    Args:
-        samples: ``(image, ground-truth PNG, predicted PNG)`` paths; label
-            maps hold class indices (the dataset's, after any label mapping).
-        classes: Class names, for the legend.
-        palette: RGB colour of each class.
-    """
-    plt = _pyplot()
-    import mmcv
-    from matplotlib.patches import Patch
-    colours = np.zeros((256, 3), np.uint8)
-    colours[:len(palette)] = np.asarray(palette, np.uint8)
-    colours[ignore_index] = (255, 255, 255)
-    fig, axes = plt.subplots(len(samples), 3, squeeze=False,
-                             figsize=(10, 3.4 * len(samples) + 0.8))
-    for row, (img_file, gt_file, pred_file) in enumerate(samples):
-        img = mmcv.imread(img_file, channel_order='rgb')
-        gt = mmcv.imread(gt_file, flag='unchanged')
-        pred = mmcv.imread(pred_file, flag='unchanged')
-        valid = gt != ignore_index
-        accuracy = float((pred[valid] == gt[valid]).mean()) if valid.any() \
-            else float('nan')
-        for ax, picture, name in zip(
-                axes[row], (img, colours[gt], colours[pred]),
-                ('image', 'ground truth',
-                 f'prediction (pixel acc. {accuracy:.3f})')):
-            ax.imshow(picture)
-            ax.set_title(f'{osp.basename(img_file)}: {name}' if name ==
-                         'image' else name, fontsize=9)
-            ax.axis('off')
-    handles = [Patch(color=np.asarray(c) / 255, label=n)
-               for n, c in zip(classes, palette)]
-    fig.legend(handles=handles, loc='lower center', ncol=len(classes))
-    fig.suptitle(title)
-    fig.tight_layout(rect=(0, 0.04, 1, 0.97))
-    path = _save(fig, out_file)
-    plt.close(fig)
-    return path
-
-
-def find_files(folder: str, pattern: str = '*.png',
-               limit: Optional[int] = None) -> List[str]:
-    """Sorted files under ``folder`` (recursively) matching ``pattern``."""
-    found = sorted(glob.glob(osp.join(folder, '**', pattern), recursive=True))
-    return found[:limit] if limit else found
+    return save_figure(fig, out_file)
