@@ -5,7 +5,7 @@ PYTEST_ARGS ?=
 # e.g. make demo DEMO_ARGS=--with-maskrcnn (see python tools/demo.py --help)
 DEMO_ARGS ?=
 
-.PHONY: install lint test demo benchmark clean
+.PHONY: install lint test test-fast demo benchmark clean
 
 install:
 	@VENV=$(VENV) bash tools/setup_env.sh
@@ -16,6 +16,10 @@ lint: install
 
 test: install lint
 	$(PY) -m pytest tests $(PYTEST_ARGS)
+
+# The edit loop: everything but the end-to-end runs (pytest.ini's markers).
+test-fast: install lint
+	$(PY) -m pytest tests -m "not e2e" $(PYTEST_ARGS)
 
 demo: install
 	$(PY) tools/demo.py $(DEMO_ARGS)

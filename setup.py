@@ -77,7 +77,10 @@ setup(
     ],
     extras_require={
         'tests': [
-            'pytest>=7', 'pytest-timeout', 'openmim', 'ruff>=0.14,<0.18'
+            # pytest-xdist: the suite on every core (pytest.ini); filelock:
+            # artifacts built once for all workers (tests/artifacts.py).
+            'pytest>=7', 'pytest-timeout', 'pytest-xdist>=3.5', 'filelock',
+            'openmim', 'ruff>=0.14,<0.18'
         ],
         'mim': ['openmim'],
         # mmengine's TensorboardVisBackend (torch.utils.tensorboard); the

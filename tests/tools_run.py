@@ -1,11 +1,14 @@
 """Running tools/train.py, tools/test.py and dist_*.sh on tiny data, in
 subprocesses (each run sets mmengine's process-wide scope and logger)."""
+import itertools
 import os
 import os.path as osp
 import socket
 import subprocess
 import sys
 from typing import Dict, List, Optional, Sequence
+
+from tool_runner import is_tool_command, run_tool
 
 from helpers import REPO
 
@@ -84,7 +87,7 @@ def segmentation_options(max_iters: int = 2) -> List[str]:
 def tool_env(tmp_path, extra: Optional[Dict[str, str]] = None) -> dict:
     env = dict(os.environ)
     # A private torch hub cache: no checkpoint download is ever found there.
-    env['TORCH_HOME'] = str(tmp_path / 'torch_home')
+    env['TORCH_HOME'] = os.path.join(str(tmp_path), 'torch_home')
     env['PYTHON'] = sys.executable
     env.update(extra or {})
     return env
@@ -92,7 +95,11 @@ def tool_env(tmp_path, extra: Optional[Dict[str, str]] = None) -> dict:
 
 def run(cmd: Sequence[str], tmp_path, timeout: float = 300,
         env: Optional[Dict[str, str]] = None) -> subprocess.CompletedProcess:
-    """Run ``cmd`` in the repository root; stdout and stderr as text."""
+    """Run ``cmd`` in the repository root; stdout and stderr as text.
+    ``python tools/X.py ...`` runs as a fork of the preloaded tool server
+    (tests/tool_runner.py), anything else as a subprocess."""
+    if is_tool_command(cmd, REPO):
+        return run_tool(cmd, REPO, tool_env(tmp_path, env), timeout)
     return subprocess.run(
         list(cmd), cwd=REPO, env=tool_env(tmp_path, env), timeout=timeout,
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -102,10 +109,25 @@ def python_tool(tool: str, *args: str) -> List[str]:
     return [sys.executable, osp.join(REPO, 'tools', tool), *args]
 
 
+_ports = itertools.count()
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(('127.0.0.1', 0))
-        return sock.getsockname()[1]
+    """A port no other test of this run is given: each pytest-xdist worker
+    draws from its own block of 1000 (gw0: 21000-21999, gw1: 22000-...,
+    no xdist: 20000-), in order, skipping ports something already listens
+    on. An OS-chosen free port could be handed out twice once released."""
+    worker = os.environ.get('PYTEST_XDIST_WORKER', 'gw-1')
+    base = 21000 + 1000 * int(worker[2:])
+    for _ in range(1000):
+        port = base + next(_ports) % 1000
+        with socket.socket() as sock:
+            try:
+                sock.bind(('127.0.0.1', port))
+            except OSError:
+                continue
+        return port
+    raise RuntimeError(f'no free port in {base}-{base + 999}')
 
 
 def explain(proc: subprocess.CompletedProcess) -> str:
