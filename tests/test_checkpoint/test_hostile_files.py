@@ -1,6 +1,7 @@
 """Checkpoints that would run code are refused on every path a file comes in
-by (backbone init_cfg: tests/test_models/test_official.py; load_from, --resume PATH,
-auto-resume here), and broken files get an error naming them."""
+by (backbone init_cfg: tests/test_models/test_official.py; load_from,
+--resume PATH, auto-resume here), and broken files get an error naming
+them."""
 import os
 import subprocess
 import sys
