@@ -9,6 +9,7 @@ import torch
 from convmlp_mm.benchmark.harness import (
     autocast,
     bf16_supported,
+    columns,
     infer_fn,
     log,
     measure_interleaved,
@@ -97,19 +98,15 @@ def run_formulation(args, device, settings) -> List[dict]:
     return rows
 
 
-FORMULATION_COLUMNS = [
-    ('model', 'model', 's'), ('size', 'size', 's'), ('mode', 'mode', 's'),
-    ('reference ms', 'reference_ms', '.0f'),
-    ('IQR', 'reference_iqr_ms', '.0f'),
-    ('default ms', 'default_ms', '.0f'), ('IQR', 'default_iqr_ms', '.0f'),
-    ('bf16 ms', 'bf16_ms', '.0f'), ('IQR', 'bf16_iqr_ms', '.0f'),
-    ('default vs reference', 'default_vs_reference', '.2f'),
-    ('bf16 vs default', 'bf16_vs_default', '.2f'),
-    ('bf16 vs reference', 'bf16_vs_reference', '.2f'),
-    ('default diff', 'default_diff', '.1e'),
-    ('bf16 diff', 'bf16_diff', '.1e'),
-    ('bf16 diff, release init', 'bf16_diff_release_init', '.1e'),
-]
+FORMULATION_COLUMNS = columns(
+    'model:s; size:s; mode:s; reference ms=reference_ms:.0f; '
+    'IQR=reference_iqr_ms:.0f; default ms=default_ms:.0f; '
+    'IQR=default_iqr_ms:.0f; bf16 ms=bf16_ms:.0f; IQR=bf16_iqr_ms:.0f; '
+    'default vs reference=default_vs_reference:.2f; '
+    'bf16 vs default=bf16_vs_default:.2f; '
+    'bf16 vs reference=bf16_vs_reference:.2f; '
+    'default diff=default_diff:.1e; bf16 diff=bf16_diff:.1e; '
+    'bf16 diff, release init=bf16_diff_release_init:.1e')
 
 
 def formulation_targets(rows: List[dict]) -> List[dict]:

@@ -15,7 +15,7 @@ from typing import Dict, List, Optional
 import numpy as np
 import torch
 
-from convmlp_mm.benchmark.harness import table
+from convmlp_mm.benchmark.harness import columns, table
 from convmlp_mm.benchmark.reference import max_relative_difference
 from convmlp_mm.benchmark.sections import config_path
 from convmlp_mm.deploy import (
@@ -98,11 +98,10 @@ def gpu_check(work_dir: str, checkpoints: Dict[str, Optional[str]],
     os.makedirs(work_dir, exist_ok=True)
     rows = [gpu_check_model(name, checkpoints.get(name), work_dir, runs,
                             tolerance) for name in GPU_MODELS]
-    text = table(rows, [('model', 'model', 's'), ('input', 'input', 's'),
-                        ('max rel. diff', 'diff', '.1e'),
-                        ('PyTorch CUDA ms', 'pytorch_ms', '.2f'),
-                        ('ORT CUDA ms', 'ort_ms', '.2f'),
-                        ('speed-up', 'speedup', '.2f')])
+    text = table(rows, columns(
+        'model:s; input:s; max rel. diff=diff:.1e; '
+        'PyTorch CUDA ms=pytorch_ms:.2f; ORT CUDA ms=ort_ms:.2f; '
+        'speed-up=speedup:.2f'))
     print(f'{torch.cuda.get_device_name()}, torch {torch.__version__}, '
           f'input transferred from host each ORT run\n\n{text}')
     with open(osp.join(work_dir, 'gpu_check.json'), 'w') as f:

@@ -217,6 +217,17 @@ def log(msg: str) -> None:
     print(f'[benchmark] {msg}', file=sys.stderr, flush=True)
 
 
+def columns(spec: str) -> List[Tuple[str, str, str]]:
+    """``'header=key:format; key:format; ...'`` (the header defaults to the
+    key) as the (header, key, format) triples :func:`table` takes."""
+    out = []
+    for item in filter(None, (part.strip() for part in spec.split(';'))):
+        named, fmt = item.rsplit(':', 1)
+        header, _, key = named.rpartition('=')
+        out.append((header or key, key, fmt))
+    return out
+
+
 def table(rows: List[dict], columns: Sequence[Tuple[str, str, str]]) -> str:
     """Markdown table; ``columns`` are (header, key, format)."""
     lines = ['| ' + ' | '.join(c[0] for c in columns) + ' |',

@@ -23,6 +23,7 @@ from mmengine.registry import DefaultScope
 
 from convmlp_mm.benchmark.harness import (
     Settings,
+    columns,
     environment,
     measure_interleaved,
     table,
@@ -181,11 +182,11 @@ def bench_model(name: str, checkpoint: Optional[str], args) -> dict:
     return result
 
 
-COLUMNS = [('variant', 'variant', 's'), ('network ms', 'net_ms', '.0f'),
-           ('speed-up', 'net_speedup', '.2f'), ('goal', 'goal', '.1f'),
-           ('pipeline ms', 'pipe_ms', '.0f'),
-           ('pipeline speed-up', 'pipe_speedup', '.2f'),
-           ('max rel. diff', 'diff', '.1e'), ('metric', 'metric', '.3f')]
+COLUMNS = columns(
+    'variant:s; network ms=net_ms:.0f; speed-up=net_speedup:.2f; '
+    'goal:.1f; pipeline ms=pipe_ms:.0f; '
+    'pipeline speed-up=pipe_speedup:.2f; max rel. diff=diff:.1e; '
+    'metric:.3f')
 
 
 def report(results: List[dict], env: dict) -> str:
@@ -200,8 +201,7 @@ def report(results: List[dict], env: dict) -> str:
                   table(result['rows'], COLUMNS), '']
         for key, ops in result.get('profiles', {}).items():
             lines += [f'{key} profile (top op types, ms per run):', '',
-                      table(ops, [('op', 'op', 's'), ('ms', 'ms', '.1f'),
-                                  ('share', 'share', '.0%')]), '']
+                      table(ops, columns('op:s; ms:.1f; share:.0%')), '']
     return '\n'.join(lines)
 
 

@@ -2,7 +2,7 @@
 from typing import List
 
 from convmlp_mm.benchmark.formulation import FORMULATION_COLUMNS
-from convmlp_mm.benchmark.harness import table
+from convmlp_mm.benchmark.harness import columns, table
 from convmlp_mm.benchmark.profiling import profile_report
 from convmlp_mm.benchmark.reference import REFERENCE
 
@@ -62,6 +62,33 @@ def targets(switches, scaling) -> List[dict]:
     return out
 
 
+# The tables of the sections that are plain rows: result key, title, columns
+# (harness.columns).
+TABLES = [
+    ('backbones', '**Backbones** (median of runs, IQR; FLOP = 2 MACs, a '
+     'training step counted as 3 forwards)',
+     'model:s; size:s; mode:s; ms=median_ms:.0f; IQR ms=iqr_ms:.0f; '
+     'img/s=images_per_s:.2f; peak MiB=peak_mib:.0f; '
+     'GFLOP/s=gflop_per_s:.0f; % of best fp32 GEMM=pct_of_matmul:.0f'),
+    ('switches', '**Switches on ConvMLP-S** (same weights and input; '
+     'difference = max|out - default fp32| / max|default fp32|)',
+     'variant:s; size:s; infer ms=inference_ms:.0f; train ms=train_ms:.0f; '
+     'train IQR ms=train_iqr_ms:.0f; '
+     'train speed vs default=train_speedup_vs_default:.2f; '
+     'train peak MiB=train_peak_mib:.0f; '
+     'memory vs default=train_mem_vs_default:.2f; '
+     'difference=max_rel_diff:.1e; first call s=first_call_s:.1f'),
+    ('scaling', '**Cost against pixels** (ConvMLP-S)',
+     'mode:s; small:s; ms=small_ms:.0f; large:s; ms=large_ms:.0f; '
+     'pixels x=pixel_ratio:.1f; time x=time_ratio:.2f'),
+    ('models', '**Whole models, training iterations** (`train_step` with '
+     'AdamW on a synthetic batch, no pretrained weights)',
+     'model:s; backbone:s; size:s; params (M)=params_m:.2f; '
+     's/iter=iter_s:.2f; IQR s=iqr_s:.2f; iter/s=iters_per_s:.3f; '
+     'speed vs ResNet-50=speed_vs_r50:.2f'),
+]
+
+
 def report(result: dict) -> str:
     env = result['environment']
     parts = [
@@ -76,10 +103,9 @@ def report(result: dict) -> str:
     if result['complexity']:
         parts += [
             '', '**Parameters and MACs at 224x224** (`mmengine.analysis`)',
-            '', table(result['complexity'], [
-                ('model', 'model', 's'), ('params (M)', 'params_m', '.2f'),
-                ('GMACs', 'gmacs_224', '.2f'),
-                ('paper GMACs', 'paper_gmacs', '.2f')])]
+            '', table(result['complexity'], columns(
+                'model:s; params (M)=params_m:.2f; GMACs=gmacs_224:.2f; '
+                'paper GMACs=paper_gmacs:.2f'))]
     if result.get('formulation'):
         parts += ['', '**Formulation: the release\'s (reference), the default '
                   'and bf16 autocast** (same weights and input, timed in '
@@ -88,52 +114,12 @@ def report(result: dict) -> str:
                   table(result['formulation'], FORMULATION_COLUMNS)]
     if result.get('profile'):
         parts += profile_report(result['profile'])
-    if result['backbones']:
-        parts += ['', '**Backbones** (median of runs, IQR; FLOP = 2 MACs, '
-                  'a training step counted as 3 forwards)', '',
-                  table(result['backbones'], [
-                      ('model', 'model', 's'), ('size', 'size', 's'),
-                      ('mode', 'mode', 's'), ('ms', 'median_ms', '.0f'),
-                      ('IQR ms', 'iqr_ms', '.0f'),
-                      ('img/s', 'images_per_s', '.2f'),
-                      ('peak MiB', 'peak_mib', '.0f'),
-                      ('GFLOP/s', 'gflop_per_s', '.0f'),
-                      ('% of best fp32 GEMM', 'pct_of_matmul', '.0f')])]
-    if result['switches']:
-        parts += ['', '**Switches on ConvMLP-S** (same weights and input; '
-                  'difference = max|out - default fp32| / max|default fp32|)',
-                  '', table(result['switches'], [
-                      ('variant', 'variant', 's'), ('size', 'size', 's'),
-                      ('infer ms', 'inference_ms', '.0f'),
-                      ('train ms', 'train_ms', '.0f'),
-                      ('train IQR ms', 'train_iqr_ms', '.0f'),
-                      ('train speed vs default', 'train_speedup_vs_default',
-                       '.2f'),
-                      ('train peak MiB', 'train_peak_mib', '.0f'),
-                      ('memory vs default', 'train_mem_vs_default', '.2f'),
-                      ('difference', 'max_rel_diff', '.1e'),
-                      ('first call s', 'first_call_s', '.1f')])]
-    if result['scaling']:
-        parts += ['', '**Cost against pixels** (ConvMLP-S)', '',
-                  table(result['scaling'], [
-                      ('mode', 'mode', 's'), ('small', 'small', 's'),
-                      ('ms', 'small_ms', '.0f'), ('large', 'large', 's'),
-                      ('ms', 'large_ms', '.0f'),
-                      ('pixels x', 'pixel_ratio', '.1f'),
-                      ('time x', 'time_ratio', '.2f')])]
-    if result['models']:
-        parts += ['', '**Whole models, training iterations** (`train_step` '
-                  'with AdamW on a synthetic batch, no pretrained weights)',
-                  '', table(result['models'], [
-                      ('model', 'model', 's'), ('backbone', 'backbone', 's'),
-                      ('size', 'size', 's'), ('params (M)', 'params_m', '.2f'),
-                      ('s/iter', 'iter_s', '.2f'), ('IQR s', 'iqr_s', '.2f'),
-                      ('iter/s', 'iters_per_s', '.3f'),
-                      ('speed vs ResNet-50', 'speed_vs_r50', '.2f')])]
+    for key, title, spec in TABLES:
+        if result.get(key):
+            parts += ['', title, '', table(result[key], columns(spec))]
     if result['targets']:
         parts += ['', '**Targets**', '', table(
             [dict(t, met='yes' if t['met'] else 'no')
              for t in result['targets']],
-            [('target', 'target', 's'), ('goal', 'goal', 's'),
-             ('measured', 'value', 's'), ('met', 'met', 's')])]
+            columns('target:s; goal:s; measured=value:s; met:s'))]
     return '\n'.join(parts)
