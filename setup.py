@@ -52,6 +52,9 @@ setup(
     long_description=long_description,
     long_description_content_type='text/markdown',
     packages=find_packages(include=['convmlp_mm', 'convmlp_mm.*']),
+    # The tools' argument parsing, importable without the package (whose
+    # import loads torch): --help answers at once.
+    py_modules=['convmlp_mm_cli'],
     python_requires='>=3.8',
     install_requires=[
         # torch >= 2.14 needs C++20, which the mmcv 2.1.0 build does not use.

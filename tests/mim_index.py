@@ -2,7 +2,7 @@
 their metrics (tests/test_tools/test_mim.py, tests/test_wheel.py)."""
 import re
 
-# Paper Tables 5-7 (FACTS.md): box AP, mask AP, mIoU.
+# Paper Tables 5-7 (docs/model_zoo.md): box AP, mask AP, mIoU.
 PAPER = {
     'retinanet_convmlp_{}_fpn_1x_coco': {
         'coco/box_ap': ('37.2', '39.4', '40.2')},

@@ -1,19 +1,29 @@
 """Tiny versions of the paper configs with their randomness on (random flip;
 random resize, crop, flip and photometric distortion; drop path 0.1;
-shuffled data) for the preemption tests: a ConvMLP of 0.1M parameters on
-64x48 COCO images and 64x64 ADE20K crops."""
+shuffled data) for the preemption and resume tests: a ConvMLP of 0.1M
+parameters on 64x48 COCO images and 64x64 ADE20K crops.
+
+Each config's uninterrupted run is made once per test run
+(:func:`reference`, a shared artifact) and read by every test that compares
+an interrupted run with it. Interruptions are placed exactly by
+:class:`FaultAt`, a hook the interrupted run's config adds (custom_imports
+of this module): a real signal to the real ``tools/train.py`` process, at a
+fixed iteration or in the middle of a fixed checkpoint's write, not at a
+moment that depends on how fast the machine is."""
 import os
 import os.path as osp
 import signal
-import subprocess
 import sys
-import time
-from typing import List, Tuple
+from typing import Dict, List, Optional
+
+from mmengine.fileio import LocalBackend
+from mmengine.hooks import Hook
+from mmengine.registry import HOOKS
 
 from convmlp_mm.checkpoint.safe_loading import safe_torch_load
 from convmlp_mm.datasets import make_ade20k_dataset, make_coco_dataset
 
-from helpers import REPO
+from helpers import REPO, TESTS
 
 TINY_ARCH = ('arch=dict(_delete_=True, channels=16, conv_blocks=1, '
              'blocks=[1, 1, 1], dims=[32, 48, 64], mlp_ratio=1)')
@@ -74,8 +84,11 @@ default_hooks = dict(logger=dict(interval=1),
 randomness = dict(seed=0)
 '''
 
+#: 8 images, batch 2: 4 iterations per epoch, 2 epochs.
+DETECTION_ITERS_PER_EPOCH = 4
 
-def write_detection(root) -> Tuple[str, str]:
+
+def write_detection(root) -> tuple:
     """8 COCO images (4 iterations of 2 per epoch) and the config."""
     data = make_coco_dataset(osp.join(str(root), 'coco'), num_train=8,
                              num_val=2, image_size=(64, 48),
@@ -86,7 +99,7 @@ def write_detection(root) -> Tuple[str, str]:
     return data, config
 
 
-def write_segmentation(root) -> Tuple[str, str]:
+def write_segmentation(root) -> tuple:
     data = make_ade20k_dataset(osp.join(str(root), 'ade'), num_train=8,
                                num_val=2, image_size=(128, 128))
     config = osp.join(str(root), 'fpn_tiny_random.py')
@@ -95,7 +108,12 @@ def write_segmentation(root) -> Tuple[str, str]:
     return data, config
 
 
-ENV = dict(os.environ, PYTHONUNBUFFERED='1')
+# tests/ on the path of every run (custom_imports of this module), also
+# under torchrun, whose workers start new interpreters.
+ENV = dict(os.environ, PYTHONUNBUFFERED='1',
+           PYTHONPATH=os.pathsep.join(
+               [TESTS] + [p for p in os.environ.get('PYTHONPATH', '').split(
+                   os.pathsep) if p]))
 
 
 def train_command(config: str, data: str, work_dir, *extra) -> List[str]:
@@ -103,38 +121,136 @@ def train_command(config: str, data: str, work_dir, *extra) -> List[str]:
             '--data-root', data, '--work-dir', str(work_dir), *extra]
 
 
-def run_to_end(cmd, env=None, timeout=300) -> str:
-    proc = subprocess.run(cmd, cwd=REPO, env=env or ENV, timeout=timeout,
-                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                          text=True)
-    assert proc.returncode == 0, proc.stdout[-4000:]
-    return proc.stdout
+def run_tool(cmd, tmp_path, timeout=300, env: Optional[Dict] = None):
+    """``cmd`` to its end (tools/X.py through the fork server); the
+    CompletedProcess, both outputs as text."""
+    from tools_run import run
+    return run(cmd, tmp_path, timeout=timeout, env=dict(ENV, **(env or {})))
 
 
-def signal_when(cmd, marker: str, signum=signal.SIGTERM, env=None,
-                timeout=300, target=None) -> Tuple[int, str, float]:
-    """Start ``cmd``; send ``signum`` (to the process, or to the pid
-    ``target(proc)`` returns) when a line holds ``marker``; wait for the
-    end. Returns (exit code, output, seconds from signal to exit)."""
-    proc = subprocess.Popen(cmd, cwd=REPO, env=env or ENV, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    seen, sent = [], None
-    deadline = time.monotonic() + timeout
-    try:
-        for line in proc.stdout:
-            seen.append(line)
-            if sent is None and marker in line:
-                pid = target(proc) if target else proc.pid
-                os.kill(pid, signum)
-                sent = time.monotonic()
-            assert time.monotonic() < deadline, 'run did not end'
-        proc.wait(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    assert sent is not None, f'"{marker}" never came:\n' + ''.join(seen[-60:])
-    return proc.returncode, ''.join(seen), time.monotonic() - sent
+def run_to_end(cmd, tmp_path, timeout=300, env=None) -> str:
+    proc = run_tool(cmd, tmp_path, timeout, env)
+    log = proc.stdout + proc.stderr
+    assert proc.returncode == 0, log[-4000:]
+    return log
+
+
+# --- the uninterrupted references: one per config per test run -----------
+REFERENCES = dict(
+    detection=(write_detection, 'epoch_2.pth'),
+    segmentation=(write_segmentation, 'iter_8.pth'),
+)
+
+
+def reference(tmp_path_factory, name: str) -> dict:
+    """The config ``name`` ('detection' or 'segmentation'), its data, and
+    its uninterrupted run's final checkpoint (``weights``), made once per
+    test run (tests/artifacts.py); read only."""
+    from artifacts import shared_artifact
+    write, final = REFERENCES[name]
+
+    def build(folder):
+        data, config = write(folder)
+        work_dir = osp.join(folder, 'uninterrupted')
+        run_to_end(train_command(config, data, work_dir), folder)
+        return dict(data=data, config=config, work_dir=work_dir,
+                    weights=osp.join(work_dir, final))
+    return shared_artifact(tmp_path_factory, f'reference_{name}', build)
+
+
+# --- placed faults --------------------------------------------------------
+@HOOKS.register_module(force=True)
+class FaultAt(Hook):
+    """A test's interruption at a fixed point of a training run.
+
+    Sends ``signum`` (a name) to this process at the start of iteration
+    ``at`` (1-based: ``at=6`` is the sixth iteration, five done), at its
+    end (``at_end``: its forward and backward done, before any other
+    hook's ``after_train_iter``), or, with
+    ``during_write``, half-way through writing the checkpoint whose file
+    name contains it: half of the bytes are on disk when the signal comes.
+    SIGKILL ends the process there; a catchable signal is handled (by
+    PreemptionHook) and the write goes on. ``rank``: only in that process
+    of a distributed run. ``pid_dir``: each rank writes its pid to
+    ``rank{R}.pid`` there when training starts."""
+
+    priority = 'HIGHEST'
+
+    def __init__(self, signum='SIGTERM', at=None, at_end=None,
+                 during_write=None, rank=None, pid_dir=None):
+        self.signum = getattr(signal, signum)
+        self.at, self.at_end, self.during_write = at, at_end, during_write
+        self.rank, self.pid_dir = rank, pid_dir
+
+    def _mine(self) -> bool:
+        from mmengine.dist import get_rank
+        return self.rank is None or get_rank() == self.rank
+
+    def before_train(self, runner) -> None:
+        from mmengine.dist import get_rank
+        if self.pid_dir:
+            with open(osp.join(self.pid_dir, f'rank{get_rank()}.pid'),
+                      'w') as f:
+                f.write(str(os.getpid()))
+        if self.during_write and self._mine():
+            put, name, signum = LocalBackend.put, self.during_write, \
+                self.signum
+
+            def put_with_signal(backend, obj, filepath):
+                if name not in osp.basename(str(filepath)):
+                    return put(backend, obj, filepath)
+                with open(filepath, 'wb') as f:
+                    f.write(obj[:len(obj) // 2])
+                    f.flush()
+                    os.fsync(f.fileno())
+                print(f'FAULT: {signal.Signals(signum).name} half-way '
+                      f'through {filepath}', flush=True)
+                os.kill(os.getpid(), signum)
+                LocalBackend.put = put  # once
+                return put(backend, obj, filepath)
+
+            LocalBackend.put = put_with_signal
+
+    def _send(self, runner, at, where) -> None:
+        if at is not None and runner.iter + 1 == at and self._mine():
+            print(f'FAULT: {signal.Signals(self.signum).name} at the {where} '
+                  f'of iteration {at}', flush=True)
+            os.kill(os.getpid(), self.signum)
+
+    def before_train_iter(self, runner, batch_idx, data_batch=None) -> None:
+        self._send(runner, self.at, 'start')
+
+    def after_train_iter(self, runner, batch_idx, data_batch=None,
+                         outputs=None) -> None:
+        self._send(runner, self.at_end, 'end')
+
+
+def fault_config(config: str, folder, **fault) -> str:
+    """A config that is ``config`` plus :class:`FaultAt` (``fault`` its
+    arguments), written under ``folder``; the run it starts is interrupted
+    there, and the plain ``config`` in the same work dir continues it."""
+    from mmengine.config import Config
+    base = Config.fromfile(config)
+    imports = list(base.get('custom_imports', {}).get('imports', []))
+    hooks = [h.to_dict() if hasattr(h, 'to_dict') else dict(h)
+             for h in base.get('custom_hooks') or []]
+    hooks.append(dict(type='FaultAt', **fault))
+    path = osp.join(str(folder), 'fault_' + osp.basename(config))
+    with open(path, 'w') as f:
+        f.write(f'_base_ = {config!r}\n'
+                'custom_imports = dict(imports='
+                f'{imports + ["preemption_runs"]!r}, '
+                'allow_failed_imports=False)\n'
+                f'custom_hooks = {hooks!r}\n')
+    return path
+
+
+def last_checkpoint(work_dir) -> Optional[str]:
+    path = osp.join(str(work_dir), 'last_checkpoint')
+    if not osp.exists(path):
+        return None
+    with open(path) as f:
+        return f.read().strip()
 
 
 def weights(path) -> dict:

@@ -35,8 +35,8 @@ def test_openmmlab_requirements_are_ranges_that_admit_older_releases():
             for r in install_requires()}
     for name in ('mmengine', 'mmcv', 'mmdet', 'mmsegmentation'):
         assert '==' not in str(reqs[name]), (name, reqs[name])
-    # The versions tried (docs/get_started.md), and FACTS.md's limits:
-    # mmdet 3.3 / mmseg 1.2 refuse mmcv >= 2.2, torch stays below 2.14.
+    # The versions tried and the limits (docs/get_started.md): mmcv
+    # <2.2, torch <2.14 (mmcv 2.1.0 does not build against 2.14).
     for name, version in (('mmengine', '0.10.4'), ('mmdet', '3.2.0'),
                           ('mmsegmentation', '1.2.1'), ('mmcv', '2.1.0')):
         assert version in reqs[name], (name, reqs[name])

@@ -23,6 +23,8 @@ from mim_index import assert_paper_models
 
 from helpers import REPO
 
+pytestmark = pytest.mark.e2e
+
 TOOLS = sorted(
     osp.relpath(osp.join(folder, name), REPO)
     for folder, dirs, files in os.walk(osp.join(REPO, 'tools'))

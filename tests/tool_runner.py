@@ -69,7 +69,15 @@ def _run_script(script: str, argv: Sequence[str], cwd: str,
     sys.stdout = open(1, 'w', buffering=1, closefd=False)
     sys.stderr = open(2, 'w', buffering=1, closefd=False)
     sys.argv = [script, *argv]
-    sys.path[0] = os.path.dirname(os.path.abspath(script))
+    # A fresh interpreter has no start method yet: the forkserver's
+    # 'forkserver' would make mmengine warn that it forces 'fork'.
+    import multiprocessing
+    multiprocessing.set_start_method(None, force=True)
+    # As the interpreter: the script's folder, then $PYTHONPATH, then
+    # the rest (site-packages).
+    extra = [p for p in env.get('PYTHONPATH', '').split(os.pathsep) if p]
+    sys.path[:] = [os.path.dirname(os.path.abspath(script))] + extra + [
+        p for p in sys.path[1:] if p not in extra]
     code = 0
     try:
         runpy.run_path(script, run_name='__main__')

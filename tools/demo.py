@@ -12,6 +12,12 @@
    pictures: validation predictions next to the ground truth, and the
    training loss / validation metric curves.
 
+Each step is shown as ``step k/N`` with the time spent and an estimate of
+the time left (the last run's times, else typical ones, scaled by how fast
+this machine has been so far; during a training, its own ETA). Stopped by
+a preemption or Ctrl-C, a training saves its state and exits 75; the demo
+then says so and exits 75 too.
+
 Run it again and finished steps are reused: a training whose work dir's
 ``last_checkpoint`` (written by the crash-safe checkpoint hooks once a file is
 complete) names its final checkpoint is done; an interrupted one is run again
@@ -26,24 +32,18 @@ import os
 import os.path as osp
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Sequence
+from datetime import datetime
+from typing import Dict, List, Optional, Sequence, Tuple
 
-from mmengine.config import Config
-from mmengine.runner import find_latest_checkpoint
+from convmlp_mm_cli import command
 
-from convmlp_mm.analysis import (
-    find_files,
-    plot_training_curves,
-    save_image_grid,
-    save_segmentation_figure,
-)
-from convmlp_mm.checkpoint import write_text_atomically
-from convmlp_mm.cli import command
-from convmlp_mm.datasets import make_ade20k_dataset, make_coco_dataset
+# The heavy imports (torch, through mmengine.runner and convmlp_mm) are
+# inside the functions that use them: --help answers at once.
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
@@ -55,6 +55,20 @@ SHOWN = re.compile(
     r'mmengine - (INFO - (Epoch|Iter|Saving|Load|Resum|The best)|'
     r'(WARNING|ERROR) - (?!"(FileClient|HardDiskBackend)))|'
     r'^\| +\w+ +\| +[\d.]+|^Traceback|Error')
+# tools/train.py's exit status after a preemption (SIGTERM/SIGUSR1, or the
+# demo's Ctrl-C): the state is saved, running again resumes
+# (convmlp_mm.engine.hooks.PREEMPTED_EXIT_CODE, docs/preemption.md).
+PREEMPTED = 75
+# Seconds of each step on 2 quiet cores (docs/get_started.md), the estimate
+# before this work dir has times of its own: (train, test) per model.
+TYPICAL_SECONDS = {'retinanet': (150, 25), 'semfpn': (100, 20),
+                   'maskrcnn': (300, 30), 'cascade': (450, 40),
+                   'upernet': (150, 20)}
+SMOKE_SECONDS = (20, 15)
+# mmengine's ETA in a progress line, e.g. "eta: 0:01:23" or "1 day, 0:01:23"
+ETA = re.compile(r'eta: (?:(\d+) days?, )?(\d+):(\d\d):(\d\d)')
+# The time stamp that starts each line of mmengine's log file.
+LOG_TIME = re.compile(r'^(\d{4}/\d\d/\d\d \d\d:\d\d:\d\d) - mmengine')
 
 
 @dataclass
@@ -146,6 +160,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 # --------------------------------------------------------------------------
 def write_json_atomic(path: str, data) -> None:
     """Write ``data`` so that ``path`` is either the old or the new file."""
+    from convmlp_mm.checkpoint import write_text_atomically
     write_text_atomically(path, json.dumps(data, indent=2, sort_keys=True))
 
 
@@ -156,6 +171,7 @@ def last_checkpoint(work_dir: str) -> Optional[str]:
     resumes from it."""
     if not osp.isfile(osp.join(work_dir, 'last_checkpoint')):
         return None  # mmengine would log that it found none
+    from mmengine.runner import find_latest_checkpoint
     path = find_latest_checkpoint(work_dir)
     return path if path and osp.isfile(path) else None
 
@@ -171,31 +187,150 @@ def show_path(path: str) -> str:
     return path if rel.startswith('..') else rel
 
 
-def run_logged(cmd: Sequence[str], log_path: str, verbose: bool) -> None:
-    """Run ``cmd``, echo the interesting lines, keep the rest in a file."""
+def clock(seconds: float) -> str:
+    """``75`` -> ``'1 min 15 s'``."""
+    minutes, secs = divmod(int(round(seconds)), 60)
+    hours, minutes = divmod(minutes, 60)
+    if hours:
+        return f'{hours} h {minutes:02d} min'
+    return f'{minutes} min {secs:02d} s' if minutes else f'{secs} s'
+
+
+class Progress:
+    """The demo's steps as ``step k/N``, with the time spent and an
+    estimate of the time left: each step's expected seconds, scaled by how
+    much slower or faster than expected the finished steps ran; inside a
+    training, its own ETA (mmengine's) replaces its step's estimate."""
+
+    def __init__(self, steps: Sequence[Tuple[str, float]]):
+        self.steps = list(steps)  # (title, expected seconds)
+        self.started = time.time()
+        self.index = -1
+        self.step_started = self.started
+        self.expected_done = 0.0
+        self.actual_done = 0.0
+
+    def _speed(self) -> float:
+        # Below 20 expected seconds a ratio says more about start-up noise.
+        if self.expected_done < 20:
+            return 1.0
+        return self.actual_done / self.expected_done
+
+    def left(self, step_left: Optional[float] = None) -> float:
+        """Seconds left: this step's (``step_left``, else its estimate less
+        the time spent on it) and the later steps'."""
+        speed = self._speed()
+        if step_left is None:
+            expected = self.steps[self.index][1] * speed
+            step_left = max(0.0, expected - (time.time() - self.step_started))
+        return step_left + speed * sum(e for _, e in
+                                       self.steps[self.index + 1:])
+
+    def start(self) -> None:
+        """Print the next step's header."""
+        self.finish()
+        self.index += 1
+        self.step_started = time.time()
+        title = self.steps[self.index][0]
+        print(f'\n== step {self.index + 1}/{len(self.steps)}: {title} '
+              f'({clock(self.step_started - self.started)} so far, about '
+              f'{clock(self.left())} left)', flush=True)
+
+    def finish(self) -> None:
+        if self.index < 0 or self.step_started is None:
+            return
+        expected = self.steps[self.index][1]
+        if expected > 0:  # steps that reuse earlier work do not count
+            self.expected_done += expected
+            self.actual_done += time.time() - self.step_started
+        self.step_started = None
+
+    def eta_note(self, line: str) -> str:
+        """`` [demo: about X left]`` for a line with mmengine's ETA."""
+        match = ETA.search(line)
+        if match is None or self.index < 0:
+            return ''
+        days, hours, minutes, secs = (int(g or 0) for g in match.groups())
+        eta = ((days * 24 + hours) * 60 + minutes) * 60 + secs
+        return f'  [demo: about {clock(self.left(eta))} left]'
+
+
+def run_logged(cmd: Sequence[str], log_path: str, verbose: bool,
+               progress: Optional[Progress] = None,
+               preemptible: bool = False) -> int:
+    """Run ``cmd``, echo the interesting lines, keep the rest in a file.
+    Ctrl-C or SIGTERM/SIGUSR1 to the demo is passed on to ``cmd`` as
+    SIGTERM, which a training answers by saving its state and exiting 75
+    (returned when ``preemptible``; any other failure ends the demo)."""
     shown = [show_path(c) if osp.isabs(c) else c for c in cmd]
     shown[0] = 'python'
     print('$ ' + ' '.join(shown), flush=True)
     tail = collections.deque(maxlen=60)
     env = dict(os.environ, PYTHONUNBUFFERED='1')
+    stopped = []
+    # Its own session: a Ctrl-C in the terminal reaches the demo only, which
+    # passes it on once as the SIGTERM the training saves on.
     with open(log_path, 'w', buffering=1) as log, subprocess.Popen(
             cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-            cwd=REPO, env=env) as proc:
-        for line in proc.stdout:
-            log.write(line)
-            tail.append(line)
-            if verbose or SHOWN.search(line):
-                sys.stdout.write('  ' + line)
-                sys.stdout.flush()
-        code = proc.wait()
+            cwd=REPO, env=env, start_new_session=True) as proc:
+
+        def pass_on(signum, frame):
+            stopped.append(signum)
+            proc.send_signal(signal.SIGTERM)
+
+        handled = (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1)
+        previous = {sig: signal.signal(sig, pass_on) for sig in handled}
+        try:
+            for line in proc.stdout:
+                log.write(line)
+                tail.append(line)
+                if verbose or SHOWN.search(line):
+                    note = progress.eta_note(line) if progress else ''
+                    if note:
+                        line = line.rstrip('\n') + note + '\n'
+                    sys.stdout.write('  ' + line)
+                    sys.stdout.flush()
+            code = proc.wait()
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+    if code == PREEMPTED and preemptible:
+        return code
     if code != 0:
         sys.stdout.write(''.join(tail))
+        if stopped:
+            raise SystemExit(f'error: stopped (signal {stopped[0]}) while '
+                             f'`{" ".join(cmd[1:3])}` ran; its output is in '
+                             f'{log_path}')
         raise SystemExit(f'error: `{" ".join(cmd[1:3])}` failed (exit code '
                          f'{code}); its whole output is in {log_path}')
+    return code
+
+
+def training_seconds(work_dir: str) -> Tuple[float, int]:
+    """The whole training time of a work dir and its number of runs: from
+    each run's log (``WORK_DIR/<time>/<time>.log``), its first to its last
+    line, summed, so that a resumed training counts every part."""
+    total, runs = 0.0, 0
+    for path in sorted(glob.glob(osp.join(work_dir, '2*', '2*.log'))):
+        first = last = None
+        with open(path, errors='replace') as f:
+            for line in f:
+                match = LOG_TIME.match(line)
+                if match:
+                    first = first or match.group(1)
+                    last = match.group(1)
+        if first:
+            def parse(text):
+                return datetime.strptime(text, '%Y/%m/%d %H:%M:%S')
+            total += (parse(last) - parse(first)).total_seconds()
+            runs += 1
+    return total, runs
 
 
 def final_step(job: Job, smoke: bool) -> int:
     """max_epochs / max_iters of the job's config (and the smoke options)."""
+    from mmengine.config import Config
     cfg = Config.fromfile(osp.join(REPO, job.config))
     if smoke:
         return 1 if job.by_epoch else 2
@@ -216,6 +351,7 @@ def newest_metrics_json(test_dir: str) -> Dict:
 # Steps
 # --------------------------------------------------------------------------
 def make_data(data_dir: str, smoke: bool) -> Dict[str, str]:
+    from convmlp_mm.datasets import make_ade20k_dataset, make_coco_dataset
     sizes = SMOKE_DATA if smoke else {}
     suffix = '_smoke' if smoke else ''
     coco = make_coco_dataset(
@@ -225,15 +361,21 @@ def make_data(data_dir: str, smoke: bool) -> Dict[str, str]:
     return {'coco': coco, 'ade20k': ade}
 
 
-def train(job: Job, work_dir: str, data_root: str, args) -> float:
-    """Train unless the work dir's last checkpoint is the final one; a
-    cut-short run resumes (``tools/train.py`` does it from the work dir)."""
-    last = final_step(job, args.smoke)
+def final_checkpoint(job: Job, work_dir: str, smoke: bool) -> str:
     unit = 'epoch' if job.by_epoch else 'iter'
-    final = osp.join(work_dir, f'{unit}_{last}.pth')
+    return osp.join(work_dir, f'{unit}_{final_step(job, smoke)}.pth')
+
+
+def train(job: Job, work_dir: str, data_root: str, args,
+          progress: Optional[Progress] = None) -> None:
+    """Train unless the work dir's last checkpoint is the final one; a
+    cut-short run resumes (``tools/train.py`` does it from the work dir).
+    A training stopped by a preemption ends the demo with exit status 75
+    and says that running it again resumes."""
+    final = final_checkpoint(job, work_dir, args.smoke)
     if is_last_checkpoint(work_dir, final):
         print(f'{job.title}: trained already ({show_path(final)})')
-        return 0.0
+        return
     resume = last_checkpoint(work_dir)
     if resume:
         print(f'{job.title}: resuming from {show_path(resume)}')
@@ -242,26 +384,46 @@ def train(job: Job, work_dir: str, data_root: str, args) -> float:
            '--data-root', data_root]
     if args.smoke:
         cmd += ['--cfg-options'] + SMOKE_OPTIONS[job.by_epoch]
-    start = time.time()
-    run_logged(cmd, osp.join(work_dir, 'train_console.log'), args.verbose)
+    code = run_logged(cmd, osp.join(work_dir, 'train_console.log'),
+                      args.verbose, progress, preemptible=True)
+    if code == PREEMPTED:
+        saved = last_checkpoint(work_dir)
+        where = f' ({show_path(saved)})' if saved else ''
+        print(f'\nstopped: the training of {job.title} saved its state'
+              f'{where} and exited {PREEMPTED}. Run the same command again '
+              '(make demo) to resume it from there; finished steps are '
+              'reused.', file=sys.stderr, flush=True)
+        raise SystemExit(PREEMPTED)
     if not is_last_checkpoint(work_dir, final):
         raise SystemExit(f'error: training ended without {final}')
-    return time.time() - start
 
 
-def test(job: Job, work_dir: str, data_root: str, args) -> Dict:
+def tested_already(work_dir: str) -> Optional[Dict]:
+    """The kept result of testing the work dir's last checkpoint, if that
+    is the checkpoint it holds."""
+    checkpoint = last_checkpoint(work_dir)
+    done_file = osp.join(work_dir, 'test_metrics.json')
+    if checkpoint is None or not osp.isfile(done_file):
+        return None
+    with open(done_file) as f:
+        done = json.load(f)
+    if (done.get('checkpoint') == checkpoint and
+            done.get('mtime') == os.stat(checkpoint).st_mtime):
+        return done
+    return None
+
+
+def test(job: Job, work_dir: str, data_root: str, args,
+         progress: Optional[Progress] = None) -> Dict:
     """Evaluate the last checkpoint (once: the result is kept in a file)."""
     checkpoint = last_checkpoint(work_dir)
     if checkpoint is None:
         raise SystemExit(f'error: {work_dir} has no last_checkpoint to test')
     done_file = osp.join(work_dir, 'test_metrics.json')
-    if osp.isfile(done_file):
-        with open(done_file) as f:
-            done = json.load(f)
-        if (done.get('checkpoint') == checkpoint and
-                done.get('mtime') == os.stat(checkpoint).st_mtime):
-            print(f'{job.title}: evaluated already ({show_path(done_file)})')
-            return done
+    done = tested_already(work_dir)
+    if done is not None:
+        print(f'{job.title}: evaluated already ({show_path(done_file)})')
+        return done
     test_dir = osp.join(work_dir, 'test')
     shutil.rmtree(test_dir, ignore_errors=True)  # a cut-short earlier test
     os.makedirs(test_dir)
@@ -274,7 +436,8 @@ def test(job: Job, work_dir: str, data_root: str, args) -> Dict:
            osp.join(REPO, job.config), checkpoint, '--work-dir', test_dir,
            '--data-root', data_root, '--out', out, '--show-dir', show_dir]
     start = time.time()
-    run_logged(cmd, osp.join(work_dir, 'test_console.log'), args.verbose)
+    run_logged(cmd, osp.join(work_dir, 'test_console.log'), args.verbose,
+               progress)
     logged = newest_metrics_json(test_dir)
     metrics = {}
     no_detections = job.task == 'detection' and not any(
@@ -303,6 +466,14 @@ def test(job: Job, work_dir: str, data_root: str, args) -> Dict:
 def draw_pictures(jobs: Sequence[Job], results: Dict, roots: Dict[str, str],
                   work_root: str) -> List[str]:
     """Curves of every run, and validation predictions of each model."""
+    from mmengine.config import Config
+
+    from convmlp_mm.analysis import (
+        find_files,
+        plot_training_curves,
+        save_image_grid,
+        save_segmentation_figure,
+    )
     pictures = [plot_training_curves(
         [(job.title, osp.join(work_root, job.key), list(job.metrics.values()))
          for job in jobs], osp.join(work_root, 'training_curves.png'))]
@@ -349,32 +520,31 @@ def main(argv=None) -> int:
                          (['cascade'] if args.with_cascade else []) +
                          (['upernet'] if args.with_upernet else []))
     jobs = [JOBS[k] for k in keys]
+    progress = Progress(plan_steps(jobs, work_root, args.smoke))
 
-    print('== data', flush=True)
+    progress.start()
     roots = make_data(osp.abspath(args.data_dir), args.smoke)
     for name, root in roots.items():
         print(f'{name}: {show_path(root)}')
 
     results: Dict = {'models': {}}
     for job in jobs:
-        print(f'\n== {job.title}: train ({job.config})', flush=True)
         work_dir = osp.join(work_root, job.key)
         os.makedirs(work_dir, exist_ok=True)
-        seconds = train(job, work_dir, roots[job.dataset], args)
-        print(f'\n== {job.title}: test', flush=True)
-        done = test(job, work_dir, roots[job.dataset], args)
+        progress.start()
+        train(job, work_dir, roots[job.dataset], args, progress)
+        progress.start()
+        done = test(job, work_dir, roots[job.dataset], args, progress)
         entry = dict(done, config=job.config, work_dir=work_dir)
-        if seconds:
-            entry['train_seconds'] = round(seconds, 1)
-        else:  # reused: keep the time of the run that trained it
-            previous = _previous_results(work_root)
-            entry['train_seconds'] = previous.get('models', {}).get(
-                job.key, {}).get('train_seconds')
+        # Every run of the training, a resumed one's earlier parts too.
+        seconds, runs = training_seconds(work_dir)
+        entry.update(train_seconds=round(seconds, 1), train_runs=runs)
         results['models'][job.key] = entry
         results.update(done['metrics'])
 
-    print('\n== pictures', flush=True)
+    progress.start()
     pictures = draw_pictures(jobs, results, roots, work_root)
+    progress.finish()
     results['pictures'] = pictures
     results['seconds'] = round(time.time() - started, 1)
     results['smoke'] = args.smoke
@@ -386,6 +556,29 @@ def main(argv=None) -> int:
     for path in pictures:
         print(f'  {show_path(path)}')
     return 0 if passed or args.smoke else 1
+
+
+def plan_steps(jobs: Sequence[Job], work_root: str,
+               smoke: bool) -> List[Tuple[str, float]]:
+    """The demo's steps with the seconds each is expected to take: 0 for
+    what is done already, else this work dir's last times, else typical
+    ones."""
+    previous = _previous_results(work_root).get('models', {})
+    steps = [('data', 5.0)]
+    for job in jobs:
+        work_dir = osp.join(work_root, job.key)
+        typical = SMOKE_SECONDS if smoke else TYPICAL_SECONDS[job.key]
+        before = previous.get(job.key, {})
+        trained = osp.isdir(work_dir) and is_last_checkpoint(
+            work_dir, final_checkpoint(job, work_dir, smoke))
+        train_s = 0.0 if trained else float(
+            before.get('train_seconds') or typical[0])
+        tested = trained and tested_already(work_dir) is not None
+        test_s = 0.0 if tested else float(
+            before.get('test_seconds') or typical[1])
+        steps += [(f'{job.title}: train ({job.config})', train_s),
+                  (f'{job.title}: test', test_s)]
+    return steps + [('pictures', 10.0)]
 
 
 def _previous_results(work_root: str) -> Dict:
@@ -413,8 +606,11 @@ def print_table(jobs: Sequence[Job], results: Dict, check: bool) -> bool:
                 passed &= ok
                 verdict = f'>= {threshold:.2f} ' + ('yes' if ok else 'NO')
             train_s = model.get('train_seconds')
-            rows.append((job.title, key, f'{value:.3f}', verdict,
-                         f'{train_s:.0f} s' if train_s else 'reused'))
+            runs = model.get('train_runs') or 0
+            shown = f'{train_s:.0f} s' if train_s else 'unknown'
+            if runs > 1:
+                shown += f' ({runs} runs)'
+            rows.append((job.title, key, f'{value:.3f}', verdict, shown))
     header = ('model', 'metric', 'value', 'target', 'train time')
     widths = [max(len(r[i]) for r in rows + [header]) for i in range(5)]
     line = '+' + '+'.join('-' * (w + 2) for w in widths) + '+'

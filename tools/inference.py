@@ -20,8 +20,7 @@ import argparse
 import os.path as osp
 from typing import Optional, Sequence
 
-from convmlp_mm.apis import inference
-from convmlp_mm.cli import add_model_arguments, command
+from convmlp_mm_cli import add_model_arguments, command
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
@@ -53,15 +52,22 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
 @command
 def main(argv: Optional[Sequence[str]] = None) -> dict:
     args = parse_args(argv)
+    # After parsing: --help answers before torch loads.
+    from convmlp_mm.apis import inference
     summary = inference(args.config, args.checkpoint, args.inputs,
                         args.out_dir, device=args.device,
                         score_thr=args.score_thr,
                         batch_size=args.batch_size, classes=args.classes,
                         cfg_options=args.cfg_options, backend=args.backend)
     count = len(summary['results'])
+    drawn = ''
+    if summary['task'] == 'detection':
+        drawn = (f' (boxes scored >= {args.score_thr:g}; of boxes '
+                 f'overlapping by IoU > {summary["draw_iou_thr"]:g}, the '
+                 'higher-scored one)')
     print(f'{count} {"frame/image" if count == 1 else "frames/images"}: '
-          f'drawn predictions in {osp.join(args.out_dir, "vis")}, results in '
-          f'{summary["json"]}')
+          f'drawn predictions in {osp.join(args.out_dir, "vis")}{drawn}, '
+          f'results in {summary["json"]}')
     failures = summary.get('failures') or []
     if failures:
         # The others are written; the exit status still says not all were.

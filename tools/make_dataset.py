@@ -15,13 +15,11 @@ import json
 import os.path as osp
 import sys
 
-from convmlp_mm.cli import command
-from convmlp_mm.datasets import (
-    DEFAULT_CLASSES,
-    MARKER,
-    make_ade20k_dataset,
-    make_coco_dataset,
-)
+from convmlp_mm_cli import command
+
+# convmlp_mm.datasets.DEFAULT_CLASSES, written out so that --help answers
+# before torch loads (tests/test_tools/test_tool_startup.py compares them).
+DEFAULT_CLASSES = ('circle', 'square', 'triangle')
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -49,6 +47,11 @@ def parse_args(argv=None) -> argparse.Namespace:
 @command
 def main(argv=None) -> int:
     args = parse_args(argv)
+    from convmlp_mm.datasets import (
+        MARKER,
+        make_ade20k_dataset,
+        make_coco_dataset,
+    )
     root = args.root or osp.join('data', f'synthetic_{args.format}')
     common = dict(num_train=args.num_train, num_val=args.num_val,
                   seed=args.seed)

@@ -63,7 +63,8 @@ PY
 }
 
 if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$wanted" ] && ops_ok \
-    && "$PY" -c 'import convmlp_mm' 2>/dev/null && link_for_mim; then
+    && "$PY" -c 'import convmlp_mm, convmlp_mm_cli' 2>/dev/null \
+    && link_for_mim; then
   say "environment $VENV is up to date"
   exit 0
 fi

@@ -6,9 +6,12 @@ docs/train_test.md.
 """
 import argparse
 
-from convmlp_mm.cli import command, parse_run_args, run_parser
-from convmlp_mm.config import add_test_view_arguments, prepare_test_config
-from convmlp_mm.engine import build_runner
+from convmlp_mm_cli import (
+    add_test_view_arguments,
+    command,
+    parse_run_args,
+    run_parser,
+)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -36,6 +39,9 @@ def parse_args(argv=None) -> argparse.Namespace:
 @command
 def main(argv=None) -> None:
     args = parse_args(argv)
+    # After parsing: --help answers before torch loads.
+    from convmlp_mm.config import prepare_test_config
+    from convmlp_mm.engine import build_runner
     build_runner(prepare_test_config(args), args.launcher).test()
 
 

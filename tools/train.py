@@ -5,9 +5,12 @@ docs/train_test.md.
 """
 import argparse
 
-from convmlp_mm.cli import command, parse_run_args, run_parser
-from convmlp_mm.config import add_train_weight_arguments, prepare_train_config
-from convmlp_mm.engine import build_runner
+from convmlp_mm_cli import (
+    add_train_weight_arguments,
+    command,
+    parse_run_args,
+    run_parser,
+)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -55,6 +58,9 @@ def parse_args(argv=None) -> argparse.Namespace:
 @command
 def main(argv=None) -> None:
     args = parse_args(argv)
+    # After parsing: --help answers before torch loads.
+    from convmlp_mm.config import prepare_train_config
+    from convmlp_mm.engine import build_runner
     cfg = prepare_train_config(args)
     if not args.preflight:
         build_runner(cfg, args.launcher).train()

@@ -4,9 +4,12 @@ from convmlp_mm.apis.inference import (
                         InferenceInputError,
                         build_inferencer,
                         collect_inputs,
+                        draw_iou_threshold,
+                        drawn_detections,
                         inference,
 )
 
 __all__ = [
-    'InferenceInputError', 'build_inferencer', 'collect_inputs', 'inference'
+    'InferenceInputError', 'build_inferencer', 'collect_inputs',
+    'draw_iou_threshold', 'drawn_detections', 'inference'
 ]

@@ -33,7 +33,10 @@ import cv2
 import mmcv
 import mmengine
 import numpy as np
+import torch
+from mmcv.ops import batched_nms
 from mmengine.config import Config
+from mmengine.dataset import pseudo_collate
 
 from convmlp_mm.apis.inputs import (
     InferenceInputError,
@@ -44,7 +47,8 @@ from convmlp_mm.apis.inputs import (
 )
 from convmlp_mm.config import check_config, config_classes, task_of
 from convmlp_mm.datasets.image_files import VIDEO_EXTENSIONS
-from convmlp_mm.deploy.runtime import use_onnxruntime
+from convmlp_mm.deploy.export import loss_build_warnings_off
+from convmlp_mm.deploy.runtime import OrtNetwork, use_onnxruntime
 from convmlp_mm.models.loading import strict_inferencer
 
 
@@ -66,6 +70,26 @@ def _drop_annotation_loading(cfg: Config) -> None:
         t for t in dataset.pipeline
         if not str(t.get('type', '')).endswith('LoadAnnotations')
     ]
+
+
+def _onnx_inferencer(inferencer_cls: type, onnx_path: str,
+                     cfg: Config) -> type:
+    """A subclass of ``DetInferencer`` / ``MMSegInferencer`` whose model
+    runs its network in ONNX Runtime (``onnx_path``). Its class names and
+    palette come from the file's metadata (written at export), else the
+    config's test dataset; the base class's warnings about random weights
+    and default COCO / Cityscapes classes would be false here."""
+    network = OrtNetwork(onnx_path)
+
+    def _load_weights_to_model(self, model, checkpoint, config):
+        use_onnxruntime(model, network)
+        meta = dict(network.dataset_meta or {})
+        if not meta.get('classes'):
+            meta['classes'] = config_classes(cfg) or ()
+        model.dataset_meta = meta
+
+    return type(inferencer_cls.__name__, (inferencer_cls, ),
+                {'_load_weights_to_model': _load_weights_to_model})
 
 
 def build_inferencer(config: Union[str, Config],
@@ -114,22 +138,44 @@ def build_inferencer(config: Union[str, Config],
     # whole model from ``checkpoint`` and must not download anything.
     if cfg.model.get('backbone', {}).get('init_cfg') is not None:
         cfg.model.backbone.init_cfg = None
+
+    # The pictures are drawn and saved here (vis/), not by a backend; a
+    # LocalVisBackend without save_dir only warns.
+    if cfg.get('visualizer') is not None:
+        cfg.visualizer.vis_backends = None
+
+    def make(inferencer_cls: type) -> type:
+        if onnx_path is not None:
+            made = _onnx_inferencer(inferencer_cls, onnx_path, cfg)
+        else:
+            made = strict_inferencer(inferencer_cls, checkpoint)
+
+        def _init_collate(self, cfg: Config):
+            # Without a collate_fn in the config the base class ends at
+            # pseudo_collate, after searching a "function" registry that
+            # mmdet does not have, with a warning.
+            if cfg.test_dataloader.get('collate_fn') is None:
+                return pseudo_collate
+            return made._init_collate(self, cfg)
+
+        return type(inferencer_cls.__name__, (made, ),
+                    {'_init_collate': _init_collate})
+
     if task == 'detection':
         from mmdet.apis import DetInferencer
         _drop_annotation_loading(cfg)
-        inferencer = strict_inferencer(DetInferencer, checkpoint)(
+        inferencer = make(DetInferencer)(
             model=cfg, weights=checkpoint, device=device,
             palette=palette or 'none', show_progress=False)
     else:
         from mmengine.model import revert_sync_batchnorm
         from mmseg.apis import MMSegInferencer
-        inferencer = strict_inferencer(MMSegInferencer, checkpoint)(
-            model=cfg, weights=checkpoint, classes=classes,
-            palette=palette, device=device)
+        with loss_build_warnings_off():
+            inferencer = make(MMSegInferencer)(
+                model=cfg, weights=checkpoint, classes=classes,
+                palette=palette, device=device)
         # SyncBN needs a process group; in eval mode BN computes the same.
         inferencer.model = revert_sync_batchnorm(inferencer.model)
-    if onnx_path is not None:
-        use_onnxruntime(inferencer.model, onnx_path)
 
     num_classes = _head_num_classes(inferencer.model)
     meta = inferencer.model.dataset_meta
@@ -199,18 +245,61 @@ def _chunks(items: Iterator, size: int) -> Iterator[list]:
 
 
 def _detection_record(prediction: dict, class_names: Sequence[str],
-                      score_thr: float) -> dict:
+                      drawn: Sequence[int]) -> dict:
     labels = prediction.get('labels', [])
-    scores = prediction.get('scores', [])
     record = dict(
         labels=labels,
         label_names=[class_names[i] for i in labels],
-        scores=scores,
+        scores=prediction.get('scores', []),
         bboxes=prediction.get('bboxes', []),
-        num_drawn=int(sum(s >= score_thr for s in scores)))
+        num_drawn=len(drawn))
     if 'masks' in prediction:
         record['masks'] = prediction['masks']  # COCO RLE, as mmdet writes
     return record
+
+
+# When the config's test_cfg names no NMS (mmdet's default for RetinaNet and
+# Mask R-CNN's box head).
+DEFAULT_DRAW_IOU = 0.5
+
+
+def draw_iou_threshold(cfg: Config) -> float:
+    """The IoU above which a box is a duplicate of a higher-scored one in
+    the pictures: the config's own test-time NMS threshold
+    (``model.test_cfg.nms``, or ``.rcnn.nms`` for two-stage detectors),
+    applied across classes."""
+    test_cfg = cfg.model.get('test_cfg') or {}
+    for part in (test_cfg.get('rcnn') or {}, test_cfg):
+        nms = part.get('nms') if hasattr(part, 'get') else None
+        if nms and nms.get('iou_threshold') is not None:
+            return float(nms['iou_threshold'])
+    return DEFAULT_DRAW_IOU
+
+
+def drawn_detections(instances, score_thr: float,
+                     iou_thr: float = DEFAULT_DRAW_IOU) -> np.ndarray:
+    """Which of ``instances`` (mmdet ``pred_instances``: ``bboxes``,
+    ``scores``, ``labels``) a picture shows, in drawing order.
+
+    The config's NMS runs per class, so one object can keep a box of
+    each class (RetinaNet's sigmoid scores); drawn as they come, the
+    weaker box's label can cover the right one. Here: the boxes scored at
+    least ``score_thr``, then mmcv's ``batched_nms`` across classes at
+    ``iou_thr`` (a box overlapping a higher-scored drawn box by more is
+    not drawn), ordered by rising score so the best is drawn last, on
+    top. Returns indices into ``instances``."""
+    scores = torch.as_tensor(instances.scores).float().cpu()
+    keep = torch.nonzero(scores >= score_thr).flatten()
+    if keep.numel() == 0:
+        return np.zeros(0, dtype=np.int64)
+    boxes = torch.as_tensor(instances.bboxes).float().cpu()[keep]
+    labels = torch.as_tensor(instances.labels).cpu()[keep]
+    _, kept = batched_nms(boxes, scores[keep], labels,
+                          dict(type='nms', iou_threshold=iou_thr),
+                          class_agnostic=True)
+    chosen = keep[kept]
+    order = torch.argsort(scores[chosen], stable=True)
+    return chosen[order].numpy()
 
 
 def _segmentation_record(label_map: np.ndarray,
@@ -241,10 +330,24 @@ def _predict(inferencer, task: str, inputs: list, batch_size: int) -> list:
 
 
 def _draw(inferencer, task: str, rgb: np.ndarray, sample,
-          score_thr: float) -> np.ndarray:
+          drawn: Optional[np.ndarray] = None) -> np.ndarray:
     """The library's visualizer on the RGB image (the inferencers would draw
-    an array input as if it were RGB, but the model reads arrays as BGR)."""
-    kwargs = dict(pred_score_thr=score_thr) if task == 'detection' else {}
+    an array input as if it were RGB, but the model reads arrays as BGR);
+    detection: only the instances ``drawn`` (:func:`drawn_detections`), in
+    that order."""
+    kwargs = {}
+    if task == 'detection':
+        sample = sample.clone()
+        instances = sample.pred_instances[torch.from_numpy(drawn)]
+        # Drawn inside the picture: mmengine's visualizer warns about any
+        # corner not strictly inside, and boxes may reach the border.
+        height, width = rgb.shape[:2]
+        boxes = instances.bboxes.clone()
+        boxes[:, 0::2] = boxes[:, 0::2].clamp(0, width - 0.01)
+        boxes[:, 1::2] = boxes[:, 1::2].clamp(0, height - 0.01)
+        instances.bboxes = boxes
+        sample.pred_instances = instances
+        kwargs = dict(pred_score_thr=-1.0)  # already chosen
     inferencer.visualizer.add_datasample(
         'prediction', rgb, sample, draw_gt=False, draw_pred=True, show=False,
         **kwargs)
@@ -272,8 +375,11 @@ def inference(config: Union[str, Config],
         inputs: Image file(s), folder(s) of images, video file(s).
         out_dir: Where ``vis/``, ``pred/`` and ``results.json`` go.
         device: ``'cpu'``, ``'cuda'``, ``'cuda:1'``; default: CUDA if any.
-        score_thr: Detection: smallest score drawn. The JSON keeps every
-            prediction with its score (``num_drawn`` counts the drawn ones).
+        score_thr: Detection: smallest score drawn. Of boxes overlapping
+            by more than the config's NMS IoU (``draw_iou_thr``) only the
+            higher-scored one is drawn (:func:`drawn_detections`). The JSON
+            keeps every prediction with its score (``num_drawn`` counts the
+            drawn ones).
         batch_size: Images per forward pass.
         classes: Class names, overriding the checkpoint's.
         palette: Colours (a list of RGB triples) or, for detection, one of
@@ -285,7 +391,8 @@ def inference(config: Union[str, Config],
 
     Returns:
         The content of ``results.json``: ``task``, ``config``,
-        ``checkpoint``, ``classes``, ``score_thr``, ``json`` (its path) and
+        ``checkpoint``, ``classes``, ``score_thr``, ``draw_iou_thr``,
+        ``json`` (its path) and
         ``results``, one entry per image or video frame with ``input``,
         ``frame`` (videos), ``vis`` and ``predictions``. Detection
         predictions: ``labels``, ``label_names``, ``scores``, ``bboxes``
@@ -307,21 +414,27 @@ def inference(config: Union[str, Config],
     inferencer, task = build_inferencer(config, checkpoint, device, classes,
                                         palette, cfg_options, backend)
     class_names = list(inferencer.model.dataset_meta['classes'])
+    iou_thr = draw_iou_threshold(inferencer.cfg)
     vis_dir = osp.join(out_dir, 'vis')
     pred_dir = osp.join(out_dir, 'pred')
     mmengine.mkdir_or_exist(vis_dir)
     if task == 'segmentation':
         mmengine.mkdir_or_exist(pred_dir)
 
+    def select(sample) -> Optional[np.ndarray]:
+        return drawn_detections(sample.pred_instances, score_thr, iou_thr) \
+            if task == 'detection' else None
+
     def record(sample, source: str, stem: str, vis: str,
-               frame: Optional[int] = None) -> dict:
+               drawn: Optional[np.ndarray], frame: Optional[int] = None
+               ) -> dict:
         entry = dict(input=source)
         if frame is not None:
             entry['frame'] = frame
         entry['vis'] = vis
         if task == 'detection':
             entry['predictions'] = _detection_record(
-                inferencer.pred2dict(sample), class_names, score_thr)
+                inferencer.pred2dict(sample), class_names, drawn)
         else:
             label_map = sample.pred_sem_seg.data[0].cpu().numpy().astype(
                 np.uint8)
@@ -343,15 +456,16 @@ def inference(config: Union[str, Config],
             return
         samples = _predict(inferencer, task, chunk, batch_size)
         for path, sample in zip(chunk, samples):
+            drawn = select(sample)
             picture = _draw(inferencer, task, pixels.pop(path), sample,
-                            score_thr)
+                            drawn)
             name = osp.basename(path)
             # Two inputs of one name (other folders, or x.jpg and x.png)
             # get their own outputs.
             stem = unique_name(osp.splitext(name)[0], used_stems)
             vis = osp.join(vis_dir, stem + osp.splitext(name)[1])
             mmcv.imwrite(mmcv.rgb2bgr(picture), vis)
-            results.append(record(sample, path, stem, vis))
+            results.append(record(sample, path, stem, vis, drawn))
 
     def run_video(path: str) -> None:
         check_regular_file(path)  # a FIFO named x.mp4 would block
@@ -364,8 +478,9 @@ def inference(config: Union[str, Config],
             for chunk in _chunks(frames, batch_size):
                 samples = _predict(inferencer, task, chunk, batch_size)
                 for frame, sample in zip(chunk, samples):
+                    drawn = select(sample)
                     picture = _draw(inferencer, task, mmcv.bgr2rgb(frame),
-                                    sample, score_thr)
+                                    sample, drawn)
                     if writer is None:
                         writer = cv2.VideoWriter(
                             vis, cv2.VideoWriter_fourcc(*'mp4v'),
@@ -374,7 +489,7 @@ def inference(config: Union[str, Config],
                     writer.write(mmcv.rgb2bgr(picture))
                     results.append(
                         record(sample, path, f'{stem}_{index:06d}', vis,
-                               frame=index))
+                               drawn, frame=index))
                     index += 1
         finally:
             if writer is not None:
@@ -403,6 +518,7 @@ def inference(config: Union[str, Config],
         checkpoint=checkpoint,
         classes=class_names,
         score_thr=score_thr if task == 'detection' else None,
+        draw_iou_thr=iou_thr if task == 'detection' else None,
         json=osp.join(out_dir, 'results.json'),
         results=results,
         failures=failures)

@@ -18,10 +18,7 @@ from convmlp_mm.config.classes import (
     set_classes,
 )
 from convmlp_mm.config.options import (
-    add_class_arguments,
     add_test_outputs,
-    add_test_view_arguments,
-    add_train_weight_arguments,
     apply_class_options,
     enable_amp,
     enable_auto_scale_lr,
@@ -54,8 +51,7 @@ from convmlp_mm.config.walk import (
 from convmlp_mm.errors import ConfigError
 
 __all__ = [
-    'ConfigError', 'add_class_arguments', 'add_test_outputs',
-    'add_test_view_arguments', 'add_train_weight_arguments',
+    'ConfigError', 'add_test_outputs',
     'apply_class_options', 'apply_resume', 'build_model',
     'check_annotation_files', 'check_classes_agree', 'check_config',
     'check_data_paths', 'check_dataset_contents', 'check_task',

@@ -1,9 +1,8 @@
 """Every command-line flag's change to a config, before anything is
 built: ``--data-root``, ``--work-dir``, ``--amp``, ``--auto-scale-lr``,
 ``--classes``, ``--backbone-checkpoint``, ``--tensorboard``, ``--out``,
-``--show-dir``, ``--show``, ``--tta``; and the argparse definitions of the
-flags the two tools share."""
-import argparse
+``--show-dir``, ``--show``, ``--tta``. The flags themselves are defined in
+:mod:`convmlp_mm_cli` (parsed before torch loads)."""
 import copy
 import logging
 import os.path as osp
@@ -25,8 +24,7 @@ from convmlp_mm.datasets.checks import CocoFiles, join_root
 from convmlp_mm.errors import ConfigError
 
 __all__ = [
-    'add_class_arguments', 'add_test_outputs', 'add_test_view_arguments',
-    'add_train_weight_arguments', 'apply_class_options', 'enable_amp',
+    'add_test_outputs', 'apply_class_options', 'enable_amp',
     'enable_auto_scale_lr', 'enable_show', 'enable_tensorboard',
     'enable_tta', 'set_backbone_checkpoint', 'set_data_root', 'set_work_dir'
 ]
@@ -38,50 +36,6 @@ DET_TTA_MODEL = dict(
     tta_cfg=dict(nms=dict(type='nms', iou_threshold=0.5), max_per_img=100))
 DET_TTA_META_KEYS = ('img_id', 'img_path', 'ori_shape', 'img_shape',
                      'scale_factor', 'flip', 'flip_direction')
-
-
-def add_class_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--classes`` and ``--classes-subset-ok`` (train.py and test.py)."""
-    parser.add_argument(
-        '--classes',
-        help='"auto": read the class names from the data (the COCO '
-        'annotation file\'s categories; for segmentation DATA_ROOT/'
-        'classes.txt) and set them in every dataset and head; or the names '
-        'themselves, comma-separated (docs/own_data.md)')
-    parser.add_argument(
-        '--classes-subset-ok',
-        action='store_true',
-        help='the annotation file holds only some of the config\'s classes '
-        'on purpose: do not stop (same as --cfg-options '
-        'classes_subset_ok=True)')
-
-
-def add_train_weight_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--backbone-checkpoint`` and ``--tensorboard`` (train.py)."""
-    parser.add_argument(
-        '--backbone-checkpoint',
-        metavar='PATH',
-        help='initialise the backbone from this ImageNet checkpoint (local '
-        'file or URL), in any config, demo configs included')
-    parser.add_argument(
-        '--tensorboard',
-        action='store_true',
-        help='also log to TensorBoard (WORK_DIR/TIMESTAMP/vis_data); needs '
-        'the tensorboard extra (make install installs it)')
-
-
-def add_test_view_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--show``, ``--wait-time`` and ``--tta`` (test.py), as upstream."""
-    parser.add_argument(
-        '--show', action='store_true',
-        help='show each prediction in a window (needs a display)')
-    parser.add_argument(
-        '--wait-time', type=float, default=2,
-        help='seconds each --show window stays (default 2)')
-    parser.add_argument(
-        '--tta', action='store_true',
-        help='test-time augmentation: the config\'s tta_model and '
-        'tta_pipeline, or upstream\'s (flip, merged by NMS, for RetinaNet)')
 
 
 def apply_class_options(cfg: Config, args, mode: str,

@@ -7,6 +7,7 @@ The graph holds the network part of the model (see
 needs to put the rest back together (``convmlp_mm.kind``, the output names,
 ``convmlp_mm.dataset_meta``).
 """
+import contextlib
 import json
 import os
 import os.path as osp
@@ -54,17 +55,41 @@ def load_model(target: str, checkpoint: Optional[str] = None,
     cfg = Config.fromfile(target)
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
+    model = model_from_config(cfg, target)
+    if checkpoint is not None:
+        load_full_checkpoint(model, checkpoint)
+    return model.eval(), cfg
+
+
+# What mmseg warns while it builds a segmentor's losses: notes to its own
+# developers and about training, not about a model run for inference.
+LOSS_BUILD_WARNINGS = ('``build_loss`` would be deprecated',
+                       'Default ``avg_non_ignore`` is False')
+
+
+@contextlib.contextmanager
+def loss_build_warnings_off():
+    """Silence :data:`LOSS_BUILD_WARNINGS` (only those) meanwhile."""
+    with warnings.catch_warnings():
+        for text in LOSS_BUILD_WARNINGS:
+            warnings.filterwarnings('ignore', message=text)
+        yield
+
+
+def model_from_config(cfg: Config, name: str = 'the config') -> nn.Module:
+    """The detector or segmentor of ``cfg`` in eval mode, random weights,
+    BatchNorm for one process, no ImageNet download (``cfg`` is changed:
+    its backbone's ``init_cfg`` is dropped)."""
+    from mmengine.model import revert_sync_batchnorm
     if cfg.get('default_scope') not in ('mmdet', 'mmseg'):
-        raise ValueError(f'{target}: default_scope is '
+        raise ValueError(f'{name}: default_scope is '
                          f'{cfg.get("default_scope")!r}; expected an mmdet '
                          '(detector) or mmseg (segmentor) config.')
     if cfg.model.get('backbone', {}).get('init_cfg') is not None:
         cfg.model.backbone.init_cfg = None  # the checkpoint has everything
-    from mmengine.model import revert_sync_batchnorm
-    model = revert_sync_batchnorm(build_model(cfg))
-    if checkpoint is not None:
-        load_full_checkpoint(model, checkpoint)
-    return model.eval(), cfg
+    with loss_build_warnings_off():
+        model = build_model(cfg)
+    return revert_sync_batchnorm(model).eval()
 
 
 def load_full_checkpoint(model: nn.Module, checkpoint: str) -> dict:

@@ -1,16 +1,109 @@
 """int8 for CPUs: ONNX Runtime's static quantization (QDQ format,
 per-channel int8 weights, uint8 activations, min-max calibration) of an
 exported graph, calibrated on images run through the config's own test
-pipeline and data preprocessor."""
+pipeline and data preprocessor; and the comparison of the int8 file with
+the fp32 one (``tools/deploy/quantize_int8.py``)."""
+import contextlib
+import copy
+import io
 import os.path as osp
+import shutil
 import tempfile
-from typing import Iterable, List, Sequence
+from typing import Dict, Iterable, List, Optional, Sequence
 
 import numpy as np
+from mmengine.config import Config
+
+from convmlp_mm.config import leaf_datasets, scope_registry
+from convmlp_mm.datasets.image_files import list_images
+from convmlp_mm.deploy.export import model_from_config
+from convmlp_mm.deploy.networks import model_kind
+from convmlp_mm.deploy.runtime import (
+    OrtNetwork,
+    roi_head_path,
+    use_onnxruntime,
+)
+from convmlp_mm.errors import ConfigError
 
 # The op types quantize_int8 quantizes (see the comment at its call).
 QUANTIZED_OPS = ['Conv', 'MatMul', 'Gemm', 'Relu', 'Add', 'MaxPool',
                  'Resize']
+
+
+def quantizable_ops() -> List[str]:
+    """The op types ONNX Runtime's quantization has a rule for."""
+    from onnxruntime.quantization.registry import (
+        QDQRegistry,
+        QLinearOpsRegistry,
+    )
+    return sorted(set(QDQRegistry) | set(QLinearOpsRegistry))
+
+
+def check_ops(ops: Sequence[str]) -> List[str]:
+    """``ops`` when ONNX Runtime can quantize each, else a
+    :class:`ConfigError` naming the ones it cannot."""
+    known = quantizable_ops()
+    unknown = [op for op in ops if op not in known]
+    if unknown or not ops:
+        raise ConfigError(
+            f'--ops {" ".join(unknown) or "(none)"}: ONNX Runtime quantizes '
+            f'only {", ".join(known)}')
+    return list(ops)
+
+
+def dataset_images(cfg: Config, loader: str = 'train_dataloader'
+                   ) -> List[str]:
+    """The image files of ``cfg``'s ``loader`` dataset (every leaf of a
+    wrapper such as ``RepeatDataset``), in the dataset's order."""
+    from mmengine.registry import DefaultScope, init_default_scope
+    if loader not in cfg or 'dataset' not in cfg[loader]:
+        raise ConfigError(f'The config has no {loader}.dataset to take '
+                          'images from; pass a folder of images.')
+    registry = scope_registry(cfg.default_scope, 'DATASETS')
+    paths: List[str] = []
+    init_default_scope(cfg.default_scope)
+    with DefaultScope.overwrite_default_scope(cfg.default_scope):
+        for leaf in leaf_datasets(cfg[loader]['dataset']):
+            with contextlib.redirect_stdout(io.StringIO()):
+                # pycocotools prints its progress reading the annotations
+                dataset = registry.build(dict(leaf, pipeline=[]))
+            paths += [dataset.get_data_info(i)['img_path']
+                      for i in range(len(dataset))]
+    return paths
+
+
+def pick_images(cfg: Config, count: int, folder: Optional[str] = None,
+                loader: str = 'train_dataloader') -> List[str]:
+    """``count`` images spread evenly over ``folder`` (its image files) or
+    over the config's ``loader`` dataset."""
+    if count < 1:
+        raise ConfigError(f'the number of images must be at least 1, got '
+                          f'{count}')
+    if folder is not None:
+        if not osp.isdir(folder):
+            raise FileNotFoundError(f'Image folder not found: {folder}')
+        paths = list_images(folder)
+        where = folder
+    else:
+        paths = dataset_images(cfg, loader)
+        where = f'the config\'s {loader}.dataset'
+    if not paths:
+        raise ConfigError(f'No images in {where}.')
+    index = np.unique(np.linspace(0, len(paths) - 1,
+                                  min(count, len(paths))).round())
+    return [paths[int(i)] for i in index]
+
+
+def test_pipeline(cfg: Config):
+    """The config's test pipeline without annotation loading (own images
+    have none), as the inferencers use it."""
+    from mmengine.dataset import Compose
+    from mmengine.registry import DefaultScope, init_default_scope
+    steps = [t for t in cfg.test_dataloader.dataset.pipeline
+             if not str(t.get('type', '')).endswith('LoadAnnotations')]
+    init_default_scope(cfg.default_scope)
+    with DefaultScope.overwrite_default_scope(cfg.default_scope):
+        return Compose(steps)
 
 
 def calibration_inputs(model, cfg, image_paths: Sequence[str]
@@ -19,15 +112,10 @@ def calibration_inputs(model, cfg, image_paths: Sequence[str]
     pipeline (without annotation loading) and ``model.data_preprocessor``,
     as the inferencers and the Runner prepare them."""
     import torch
-    from mmengine.dataset import Compose, pseudo_collate
-    from mmengine.registry import DefaultScope, init_default_scope
+    from mmengine.dataset import pseudo_collate
     if not image_paths:
         raise ValueError('No calibration images given.')
-    steps = [t for t in cfg.test_dataloader.dataset.pipeline
-             if not str(t.get('type', '')).endswith('LoadAnnotations')]
-    init_default_scope(cfg.default_scope)
-    with DefaultScope.overwrite_default_scope(cfg.default_scope):
-        pipeline = Compose(steps)
+    pipeline = test_pipeline(cfg)
     inputs = []
     for path in image_paths:
         data = pseudo_collate([pipeline(dict(img_path=path, img_id=0))])
@@ -49,10 +137,13 @@ class _Reader:
 
 def quantize_int8(fp32_path: str, out_path: str,
                   inputs: Sequence[np.ndarray],
-                  per_channel: bool = True) -> str:
+                  per_channel: bool = True,
+                  op_types: Sequence[str] = QUANTIZED_OPS) -> str:
     """Write the int8 (QDQ) version of ``fp32_path`` to ``out_path``,
-    calibrated on ``inputs``; keeps the graph's ``convmlp_mm.*`` metadata
-    so the runtime handles it as the fp32 file. Returns ``out_path``."""
+    calibrated on ``inputs``, quantizing the ops ``op_types``; keeps the
+    graph's ``convmlp_mm.*`` metadata so the runtime handles it as the fp32
+    file, and a two-stage detector's RoI-head weights beside it. Returns
+    ``out_path``."""
     import onnx
     from onnxruntime.quantization import (
         CalibrationMethod,
@@ -84,11 +175,94 @@ def quantize_int8(fp32_path: str, out_path: str,
             # its outputs moved less (1.0e-2 against 1.6e-2 of the range;
             # the demo-trained model on one 192x256 calibration input).
             # LayerNorm and GELU stay fp32 (LN unharmed).
-            op_types_to_quantize=QUANTIZED_OPS,
+            op_types_to_quantize=list(op_types),
             extra_options=dict(CalibTensorRangeSymmetric=False))
     quantized = onnx.load(out_path)
     del quantized.metadata_props[:]
     for entry in source.metadata_props:
         quantized.metadata_props.add().CopyFrom(entry)
     onnx.save(quantized, out_path)
+    if osp.isfile(roi_head_path(fp32_path)):
+        shutil.copyfile(roi_head_path(fp32_path), roi_head_path(out_path))
     return out_path
+
+
+def _box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    lt = np.maximum(a[:, None, :2], b[None, :, :2])
+    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
+    inter = np.clip(rb - lt, 0, None).prod(-1)
+    area = lambda x: (x[:, 2:] - x[:, :2]).clip(0).prod(-1)  # noqa: E731
+    return inter / np.maximum(area(a)[:, None] + area(b)[None] - inter,
+                              1e-9)
+
+
+def match_detections(ref, other, score_thr: float = 0.3,
+                     iou_thr: float = 0.5) -> Dict[str, int]:
+    """How many of ``ref``'s detections (mmdet ``pred_instances``) scored
+    at least ``score_thr`` have one in ``other`` (same score floor) of the
+    same class overlapping by IoU >= ``iou_thr`` (greedy, best score
+    first, each matched once)."""
+    def above(inst):
+        keep = (inst.scores >= score_thr).cpu().numpy()
+        return (inst.bboxes.cpu().numpy()[keep],
+                inst.labels.cpu().numpy()[keep])
+
+    (ref_boxes, ref_labels), (boxes, labels) = above(ref), above(other)
+    used = np.zeros(len(boxes), bool)
+    matched = 0
+    iou = _box_iou(ref_boxes, boxes) if len(ref_boxes) and len(boxes) \
+        else np.zeros((len(ref_boxes), len(boxes)))
+    for i in range(len(ref_boxes)):  # mmdet sorts by score
+        fits = (labels == ref_labels[i]) & ~used & (iou[i] >= iou_thr)
+        if fits.any():
+            used[np.argmax(np.where(fits, iou[i], -1))] = True
+            matched += 1
+    return dict(reference=len(ref_boxes), other=len(boxes), matched=matched)
+
+
+def compare_int8(config: Config, fp32_path: str, int8_path: str,
+                 image_paths: Sequence[str],
+                 score_thr: float = 0.3) -> Dict:
+    """The int8 file against the fp32 one on ``image_paths``: ``max_rel``
+    (largest |raw output difference| over the largest |fp32 output|, over
+    every output and image) and, through the model's own post-processing,
+    ``detections`` (:func:`match_detections` summed over the images) or
+    ``pixel_agreement`` (fraction of equal labels in the segmentation
+    maps)."""
+    import torch
+    from mmengine.dataset import pseudo_collate
+    networks = [OrtNetwork(fp32_path), OrtNetwork(int8_path)]
+    models = [use_onnxruntime(model_from_config(copy.deepcopy(config)),
+                              network) for network in networks]
+    kind = model_kind(models[0])
+    pipeline = test_pipeline(config)
+    max_rel = 0.0
+    totals = dict(reference=0, other=0, matched=0)
+    equal = pixels = 0
+    for path in image_paths:
+        data = pseudo_collate([pipeline(dict(img_path=path, img_id=0))])
+        with torch.no_grad():
+            x = models[0].data_preprocessor(data, False)['inputs']
+        x = x.float().numpy()
+        ref, got = networks[0](x), networks[1](x)
+        for a, b in zip(ref, got):
+            scale = max(float(np.abs(a).max()), 1e-12) if a.size else 1.0
+            diff = float(np.abs(a - b).max()) if a.size else 0.0
+            max_rel = max(max_rel, diff / scale)
+        with torch.no_grad():
+            outs = [m.test_step(data)[0] for m in models]
+        if kind == 'segmentor':
+            maps = [o.pred_sem_seg.data.cpu().numpy() for o in outs]
+            equal += int((maps[0] == maps[1]).sum())
+            pixels += maps[0].size
+        else:
+            counts = match_detections(outs[0].pred_instances,
+                                      outs[1].pred_instances, score_thr)
+            for key in totals:
+                totals[key] += counts[key]
+    report = dict(kind=kind, images=len(image_paths), max_rel=max_rel)
+    if kind == 'segmentor':
+        report['pixel_agreement'] = equal / max(pixels, 1)
+    else:
+        report['detections'] = dict(totals, score_thr=score_thr)
+    return report

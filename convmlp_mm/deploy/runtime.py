@@ -2,7 +2,7 @@
 hands their raw outputs to mmdet's and mmseg's own post-processing."""
 import json
 import os.path as osp
-from typing import List, Optional, Sequence
+from typing import List, Optional, Sequence, Union
 
 import numpy as np
 
@@ -122,15 +122,18 @@ def roi_head_path(onnx_path: str) -> str:
     return osp.splitext(onnx_path)[0] + '.roi_head.pth'
 
 
-def use_onnxruntime(model, onnx_path: str,
+def use_onnxruntime(model, onnx: Union[str, OrtNetwork],
                     threads: Optional[int] = None,
                     providers: Optional[Sequence[str]] = None):
-    """:func:`attach_onnxruntime` from a file: also takes the class names
-    recorded at export and, for a two-stage detector, loads the RoI-head
-    weights saved beside the ``.onnx`` (weights only). Returns ``model``."""
+    """:func:`attach_onnxruntime` from a file (or an open
+    :class:`OrtNetwork`): also takes the class names recorded at export
+    and, for a two-stage detector, loads the RoI-head weights saved beside
+    the ``.onnx`` (weights only). Returns ``model``."""
     import torch
 
-    network = OrtNetwork(onnx_path, threads=threads, providers=providers)
+    network = onnx if isinstance(onnx, OrtNetwork) else OrtNetwork(
+        onnx, threads=threads, providers=providers)
+    onnx_path = network.path
     if network.dataset_meta:
         model.dataset_meta = network.dataset_meta
     if model_kind(model) == 'two_stage':

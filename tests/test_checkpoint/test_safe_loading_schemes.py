@@ -2,8 +2,8 @@
 offline: a hostile pickle placed in a private $TORCH_HOME/hub/checkpoints
 under the file name a zoo scheme resolves to must not run.
 
-File names from mmengine 0.10.7's hub lists (FACTS.md: open-mmlab://
-resnet50_v1c is resnet50_v1c-2cccc1ad.pth)."""
+File names from mmengine 0.10.7's hub lists (mmengine/hub/openmmlab.json:
+open-mmlab://resnet50_v1c is resnet50_v1c-2cccc1ad.pth)."""
 import ast
 import os
 import os.path as osp
@@ -68,9 +68,10 @@ def test_zoo_scheme_refuses_hostile_cached_file(hub, name, file_name):
 @pytest.mark.parametrize('name', ['torchvision://resnet50',
                                   'modelzoo://resnet50', 'pavi://x/y.pth'])
 def test_scheme_without_its_package_is_a_clear_error(hub, name):
-    # torchvision (PyPI's wheels need CUDA, FACTS.md) and pavi are not
-    # installed: the scheme cannot resolve; it must fail cleanly, not run
-    # the cached files torchvision's zoo names (resnet50-19c8e357.pth).
+    # torchvision and pavi are not installed (docs/deployment.md,
+    # docs/reliability.md): the scheme cannot resolve; it must fail
+    # cleanly, not run the cached files torchvision's zoo names
+    # (resnet50-19c8e357.pth).
     place, marker = hub
     place('resnet50-19c8e357.pth')
     place('resnet50-0676ba61.pth')

@@ -66,8 +66,8 @@ def preflight(config, options, data_root, work_dir):
      'model.backbone: ConvMLP drop_path_rate must be a number in [0, 1)'),
     ('model.backbone.in_channels=0',
      'ConvMLP in_channels must be a positive integer'),
-    # FACTS.md: ConvMLP-L emits 96, 192, 384, 768 channels; the S neck
-    # reads 64, 128, 256, 512.
+    # docs/model_zoo.md ("The backbone's four levels"): ConvMLP-L emits 96,
+    # 192, 384, 768 channels; the S neck reads 64, 128, 256, 512.
     ('model.backbone.arch=l',
      'model.neck.in_channels is [64, 128, 256, 512] but the backbone '
      '(arch=\'l\', out_indices=(0, 1, 2, 3)) emits [96, 192, 384, 768]'),

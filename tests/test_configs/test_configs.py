@@ -67,7 +67,8 @@ def test_config_builds_with_facts_parameter_count(name):
     assert cfg.model.neck.in_channels == [
         widths[i] for i in backbone.out_indices]
 
-    with DefaultScope.overwrite_default_scope(cfg.default_scope):
+    with DefaultScope.overwrite_default_scope(cfg.default_scope), \
+            torch.device('meta'):  # structure only: no memory, no init
         model = models_registry(cfg).build(cfg.model)
     params = sum(p.numel() for p in model.parameters())
     assert round(params / 1e6, 2) == PARAMS[name], params

@@ -6,11 +6,10 @@ import json
 import os
 import os.path as osp
 import signal
-import subprocess
-import sys
 import time
 
 import pytest
+from tool_runner import start_tool
 
 from convmlp_mm.datasets import (
     MARKER,
@@ -20,6 +19,7 @@ from convmlp_mm.datasets import (
 )
 
 from helpers import REPO, tree_digest
+from tools_run import python_tool, tool_env
 
 SMALL = dict(num_train=4, num_val=2, image_size=(64, 48))
 
@@ -74,12 +74,14 @@ def test_damaged_marker_and_foreign_files_are_refused(tmp_path):
         make_coco_dataset(root, **SMALL)
 
 
+@pytest.mark.e2e
 def test_sigkill_mid_generation_leaves_nothing_after_next_run(tmp_path):
-    cmd = [sys.executable, osp.join(REPO, 'tools', 'make_dataset.py'),
-           'coco', str(tmp_path / 'coco'), '--num-train', '2000',
-           '--num-val', '1', '--image-size', '256', '192']
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    """tools/make_dataset.py as its own process (a fork of the preloaded
+    tool server, tests/tool_runner.py), killed with SIGKILL mid-way."""
+    cmd = python_tool('make_dataset.py', 'coco', str(tmp_path / 'coco'),
+                      '--num-train', '2000', '--num-val', '1',
+                      '--image-size', '256', '192')
+    proc = start_tool(cmd, REPO, tool_env(tmp_path))
     try:
         deadline = time.monotonic() + 120
         staging = []
@@ -92,10 +94,10 @@ def test_sigkill_mid_generation_leaves_nothing_after_next_run(tmp_path):
             time.sleep(0.05)
         assert staging, 'the generator never started writing'
     finally:
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=60)
-    left = os.listdir(tmp_path)
+        proc.kill_group()
+    assert proc.returncode == -signal.SIGKILL
+    left = [e for e in os.listdir(tmp_path) if e != 'torch_home']
     assert [e for e in left if e.startswith('.coco.partial-')]  # stale
     assert 'coco' not in left  # never a half-written dataset in place
     make_coco_dataset(tmp_path / 'coco', **SMALL)
-    assert os.listdir(tmp_path) == ['coco']
+    assert [e for e in os.listdir(tmp_path) if e != 'torch_home'] == ['coco']

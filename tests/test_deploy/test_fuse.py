@@ -28,8 +28,8 @@ def _max_rel(a, b):
 def test_backbone_folds_tokenizer_and_conv_stage():
     model, _ = load_model('s')
     _randomise_bn(model)
-    # FACTS.md, ConvMLP-S: 3 tokenizer conv-BN-ReLU + 2 conv-stage blocks
-    # of 3 conv-BN-ReLU each.
+    # docs/deployment.md ("9 in ConvMLP-S"): 3 tokenizer conv-BN-ReLU + 2
+    # conv-stage blocks (paper Table 1, ConvMLP-S) of 3 conv-BN-ReLU each.
     assert count_batchnorms(model) == 3 + 2 * 3
     x = torch.randn(1, 3, 97, 130)
     with torch.no_grad():

@@ -69,6 +69,21 @@ def runner(work_dir, *, max_iters, interval=1, hooks=True, resume=False,
         randomness=dict(seed=0), resume=resume, load_from=load_from)
 
 
+# What the fake file system says is free: a number no real disk here has.
+FREE = 12_077
+
+
+def fake_disk_usage(asked):
+    """shutil.disk_usage reporting FREE bytes free, recording the folder
+    asked about."""
+    real = shutil.disk_usage
+
+    def disk_usage(path):
+        asked.append(str(path))
+        return real(path)._replace(free=FREE)
+    return disk_usage
+
+
 def weights_finite(path):
     state = safe_torch_load(path, path)
     return all(bool(torch.isfinite(v).all())
@@ -124,18 +139,20 @@ def test_disk_full_keeps_previous_checkpoint_and_resumes(tmp_path,
         return put(self, obj, filepath)
 
     monkeypatch.setattr(LocalBackend, 'put', full_disk)
+    asked = []
+    monkeypatch.setattr(shutil, 'disk_usage', fake_disk_usage(asked))
     with pytest.raises(DiskFullError) as info:
         runner(tmp_path, max_iters=5).train()
     message = str(info.value)
     previous = str(tmp_path / 'iter_2.pth')
     assert 'the disk is full' in message
     assert str(tmp_path / 'iter_3.pth') in message
-    # What it needs is the previous checkpoint's size; where, with how much.
+    # What it needs is the previous checkpoint's size; where, with how much
+    # (what the file system says of the checkpoint's folder at that moment).
     assert 'needs about' in message
     assert f'({osp.getsize(previous)} bytes) in {tmp_path}' in message
-    free = shutil.disk_usage(str(tmp_path)).free
-    assert abs(int(message.split(' bytes) free')[0].rsplit('(', 1)[1]) -
-               free) < 64 * 2**20
+    assert asked == [str(tmp_path)]
+    assert f'which has 11.8 KiB ({FREE} bytes) free' in message
     assert f'The previous checkpoint {previous} is kept' in message
     assert sorted(os.listdir(tmp_path)) == sorted(
         [d for d in os.listdir(tmp_path) if d.startswith('2')] +
@@ -143,7 +160,7 @@ def test_disk_full_keeps_previous_checkpoint_and_resumes(tmp_path,
     with open(tmp_path / 'last_checkpoint') as f:
         assert f.read() == previous
 
-    monkeypatch.setattr(LocalBackend, 'put', put)  # room again
+    monkeypatch.undo()  # room again
     resumed = runner(tmp_path, max_iters=5, resume=True)
     resumed.train()
     assert resumed.iter == 5

@@ -4,7 +4,6 @@ flight and exits 75; the resumed run ends with the uninterrupted run's
 weights; a second signal ends the process at once."""
 import os
 import signal
-import subprocess
 import sys
 import uuid
 
@@ -15,6 +14,7 @@ import torch.nn as nn
 from mmengine.hooks import Hook
 from mmengine.model import BaseModel
 from mmengine.runner import Runner
+from tool_runner import run_tool
 from torch.utils.data import Dataset
 
 from convmlp_mm.checkpoint.fileio import PARTIAL_SUFFIX
@@ -137,12 +137,16 @@ runner(sys.argv[1], True, [SignalAt(5, signal.SIGTERM, times=2)]).train()
 
 
 def test_second_signal_ends_the_run_at_once(tmp_path):
-    proc = subprocess.run([sys.executable, '-c', SECOND_SIGNAL,
-                           str(tmp_path)], cwd=REPO, timeout=120,
-                          capture_output=True, text=True)
+    # Its own process (the second signal kills it): a fork of the tool
+    # server (tests/tool_runner.py), which has the imports already.
+    script = tmp_path / 'second_signal.py'
+    script.write_text(SECOND_SIGNAL)
+    proc = run_tool([sys.executable, str(script), str(tmp_path / 'work')],
+                    REPO, dict(os.environ), timeout=120)
     assert proc.returncode == -signal.SIGTERM, proc.stderr[-3000:]
     assert 'SIGTERM received' in proc.stderr
-    assert not list(tmp_path.glob('preempted_iter_*'))
+    assert not list((tmp_path / 'work').glob('preempted_iter_*'))
+    assert (tmp_path / 'work' / 'epoch_1.pth').is_file()  # it did train
 
 
 def test_unknown_signal_name_is_refused():

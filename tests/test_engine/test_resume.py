@@ -1,22 +1,29 @@
 """--resume under torch >= 2.6 with weights_only kept on; crash-safe
-checkpoint writing; a real SIGKILL of tools/train.py resumed to the same
-weights as an uninterrupted run."""
+checkpoint writing; a real SIGKILL of tools/train.py half-way through a
+checkpoint's write resumed to the same weights as the uninterrupted run
+(tests/preemption_runs.py's shared reference)."""
 import os
 import os.path as osp
 import pickle
 import signal
-import subprocess
-import sys
-import time
 
 import pytest
 import torch
 from mmengine.fileio import LocalBackend
+from preemption_runs import (
+    fault_config,
+    max_abs_diff,
+    reference,
+    run_to_end,
+    run_tool,
+    train_command,
+    weights,
+)
 
 from convmlp_mm.checkpoint.fileio import PARTIAL_SUFFIX
 from convmlp_mm.checkpoint.safe_loading import safe_torch_load
 
-from toy_runner import REPO, TRAIN, toy_runner, write_tiny_coco
+from toy_runner import toy_runner
 
 
 def read_last_checkpoint(work_dir):
@@ -104,127 +111,49 @@ def test_resume_continues_epoch_based(tmp_path):
     assert (meta['epoch'], meta['iter']) == (3, 12)
 
 
-# --- tools/train.py on a tiny COCO set, killed with SIGKILL and resumed ----
-
-# Runs tools/train.py with mmengine's local writes slowed down for one
-# checkpoint: half of it is written, then the process waits to be killed.
-SLOW_WRITE = '''
-import runpy, sys, time
-from mmengine.fileio import LocalBackend
-put = LocalBackend.put
-def half_then_wait(self, obj, filepath):
-    if 'epoch_2' in str(filepath):
-        with open(filepath, 'wb') as f:
-            f.write(obj[:len(obj) // 2])
-        print('HALF-WRITTEN', filepath, flush=True)
-        time.sleep(600)
-    return put(self, obj, filepath)
-LocalBackend.put = half_then_wait
-sys.argv = sys.argv[1:]
-runpy.run_path(sys.argv[0], run_name='__main__')
-'''
+# --- tools/train.py on the tiny RetinaNet config, SIGKILLed, resumed ------
 
 
 @pytest.fixture(scope='module')
-def tiny_coco(tmp_path_factory):
-    return write_tiny_coco(tmp_path_factory.mktemp('tiny_coco'))
+def detection(tmp_path_factory):
+    return reference(tmp_path_factory, 'detection')
 
 
-# Unbuffered, so log lines arrive as they are written.
-ENV = dict(os.environ, PYTHONUNBUFFERED='1')
+def killed_run(detection, work_dir, **fault):
+    """tools/train.py SIGKILLed at the placed fault; its output."""
+    config = fault_config(detection['config'], work_dir.parent, **fault)
+    proc = run_tool(train_command(config, detection['data'], work_dir),
+                    work_dir.parent)
+    assert proc.returncode == -signal.SIGKILL, (proc.stdout[-3000:] +
+                                                proc.stderr[-3000:])
+    return proc.stdout + proc.stderr
 
 
-def train_command(config, data_root, work_dir, *extra):
-    return [sys.executable, TRAIN, config, '--data-root', data_root,
-            '--work-dir', str(work_dir), *extra]
-
-
-def run_to_end(cmd):
-    result = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO,
-                            env=ENV, timeout=300)
-    assert result.returncode == 0, (result.stdout[-3000:] +
-                                    result.stderr[-3000:])
-    return result.stdout + result.stderr
-
-
-def kill_when(cmd, marker, timeout=300):
-    """Start ``cmd``, SIGKILL it as soon as a line contains ``marker``;
-    returns the output seen so far."""
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, cwd=REPO,
-                            env=ENV)
-    seen = []
-    deadline = time.monotonic() + timeout
-    try:
-        for line in proc.stdout:
-            seen.append(line)
-            if marker in line:
-                proc.send_signal(signal.SIGKILL)
-                break
-            assert time.monotonic() < deadline, 'marker never came'
-        else:
-            raise AssertionError(f'ended before "{marker}":\n' +
-                                 ''.join(seen[-40:]))
-    finally:
-        proc.kill()
-        proc.wait()
-    assert proc.returncode == -signal.SIGKILL
-    return ''.join(seen)
-
-
-def final_weights(work_dir):
-    path = str(work_dir / 'epoch_3.pth')
-    return safe_torch_load(path, path)['state_dict']
-
-
-def max_abs_diff(a, b):
-    assert a.keys() == b.keys()
-    return max((a[k].double() - b[k].double()).abs().max().item()
-               for k in a if a[k].is_floating_point())
-
-
-@pytest.fixture(scope='module')
-def uninterrupted(tiny_coco, tmp_path_factory):
-    data_root, config = tiny_coco
-    work_dir = tmp_path_factory.mktemp('uninterrupted')
-    run_to_end(train_command(config, data_root, work_dir))
-    return final_weights(work_dir)
-
-
-def test_sigkill_mid_epoch_then_resume_matches_uninterrupted(
-        tiny_coco, uninterrupted, tmp_path):
-    data_root, config = tiny_coco
-    cmd = train_command(config, data_root, tmp_path)
-    # One iteration into epoch 2, after epoch 1's checkpoint.
-    kill_when(cmd, 'Epoch(train) [2][1/2]')
-    assert read_last_checkpoint(tmp_path) == str(tmp_path / 'epoch_1.pth')
-    assert not (tmp_path / 'epoch_2.pth').exists()
-
-    log = run_to_end(cmd + ['--resume'])
-    assert 'resumed epoch: 1, iter: 2' in log
-    assert 'Epoch(train) [1]' not in log  # epoch 1 is not trained again
-    diff = max_abs_diff(final_weights(tmp_path), uninterrupted)
-    print(f'max abs weight difference after SIGKILL + resume: {diff:.3g}')
-    assert diff <= 1e-5
-
-
+@pytest.mark.e2e
+@pytest.mark.xdist_group('reference_detection')
 def test_sigkill_during_checkpoint_write_resumes_from_previous(
-        tiny_coco, uninterrupted, tmp_path):
-    data_root, config = tiny_coco
-    cmd = train_command(config, data_root, tmp_path)
-    out = kill_when([sys.executable, '-c', SLOW_WRITE] + cmd[1:],
-                    'HALF-WRITTEN')
+        detection, tmp_path):
+    """SIGKILL half-way through epoch 2's checkpoint (epoch 2 trained):
+    the rerun resumes from epoch 1's file and trains epoch 2 again, to the
+    uninterrupted run's weights. (A SIGKILL anywhere in epoch 2 leaves the
+    same epoch_1.pth to resume from.)"""
+    work_dir = tmp_path / 'work'
+    out = killed_run(detection, work_dir, signum='SIGKILL',
+                     during_write='epoch_2')
     assert 'Saving checkpoint at 2 epochs' in out
+    assert 'FAULT: SIGKILL half-way through' in out
     # The half-written file never got the checkpoint's name, and
     # last_checkpoint still names the complete epoch-1 file.
-    assert read_last_checkpoint(tmp_path) == str(tmp_path / 'epoch_1.pth')
-    assert not (tmp_path / 'epoch_2.pth').exists()
-    assert (tmp_path / ('epoch_2.pth' + PARTIAL_SUFFIX)).exists()
+    assert read_last_checkpoint(work_dir) == str(work_dir / 'epoch_1.pth')
+    assert not (work_dir / 'epoch_2.pth').exists()
+    assert (work_dir / ('epoch_2.pth' + PARTIAL_SUFFIX)).exists()
 
-    log = run_to_end(cmd + ['--resume'])
-    assert 'resumed epoch: 1, iter: 2' in log
-    assert not (tmp_path / ('epoch_2.pth' + PARTIAL_SUFFIX)).exists()
-    diff = max_abs_diff(final_weights(tmp_path), uninterrupted)
+    log = run_to_end(train_command(detection['config'], detection['data'],
+                                   work_dir, '--resume'), tmp_path)
+    assert 'resumed epoch: 1, iter: 4' in log
+    assert not (work_dir / ('epoch_2.pth' + PARTIAL_SUFFIX)).exists()
+    diff = max_abs_diff(weights(work_dir / 'epoch_2.pth'),
+                        weights(detection['weights']))
     print(f'max abs weight difference after kill mid-write + resume: '
           f'{diff:.3g}')
-    assert diff <= 1e-5
+    assert diff <= 1e-6

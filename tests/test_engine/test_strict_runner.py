@@ -3,8 +3,6 @@ tools/test.py and load_from stop with one error line on a checkpoint that
 does not fit or holds non-finite weights; fine-tuning from another number
 of classes is the explicit opt-in load_from_skip_mismatched_heads=True."""
 import math
-import subprocess
-import sys
 
 import pytest
 import torch
@@ -16,10 +14,10 @@ from convmlp_mm.errors import (
     NonFiniteCheckpointError,
 )
 
-from tools_run import explain, tool_env
-from toy_runner import REPO, TRAIN, write_tiny_coco
+from helpers import load_tool
+from tools_run import explain, python_tool, run
+from toy_runner import write_tiny_coco
 
-TEST = f'{REPO}/tools/test.py'
 # The tiny config names its classes for training only.
 TEST_CLASSES = ("test_dataloader.dataset.metainfo.classes="
                 "['circle','square','triangle']")
@@ -48,45 +46,45 @@ def tiny(tmp_path_factory):
                 tensors=len(three), **paths)
 
 
-def run(args, tiny, timeout=600):
-    return subprocess.run([sys.executable, *args], env=tool_env(tiny['root']),
-                          stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                          text=True, timeout=timeout)
-
-
-def error_line(proc):
-    assert proc.returncode == 1, explain(proc)
-    assert 'Traceback' not in proc.stderr, explain(proc)
-    return proc.stderr.strip().splitlines()[-1]
+def error_line(tool, argv):
+    """``tools/TOOL.py ARGV`` in this process: the one error line it stops
+    with (exit status 1, no traceback: cli.command)."""
+    with pytest.raises(SystemExit) as info:
+        load_tool(f'tools/{tool}.py').main(argv)
+    line = info.value.code
+    assert isinstance(line, str) and line.startswith('error: '), line
+    assert '\n' not in line and 'Traceback' not in line, line
+    return line
 
 
 def test_test_tool_refuses_checkpoint_of_other_class_count(tiny, tmp_path):
-    proc = run([TEST, tiny['config'], tiny['five'], '--data-root',
-                tiny['data_root'], '--work-dir', str(tmp_path),
-                '--cfg-options', TEST_CLASSES], tiny)
-    line = error_line(proc)
+    line = error_line('test', [
+        tiny['config'], tiny['five'], '--data-root', tiny['data_root'],
+        '--work-dir', str(tmp_path), '--cfg-options', TEST_CLASSES])
     assert line.startswith(f'error: Checkpoint "{tiny["five"]}" does not fit')
     assert '2 tensors have another shape' in line  # retina_cls w, b
     assert 'load_from_skip_mismatched_heads=True' in line
 
 
 def test_test_tool_refuses_non_finite_weights(tiny, tmp_path):
-    proc = run([TEST, tiny['config'], tiny['nan'], '--data-root',
-                tiny['data_root'], '--work-dir', str(tmp_path),
-                '--cfg-options', TEST_CLASSES], tiny)
-    line = error_line(proc)
+    line = error_line('test', [
+        tiny['config'], tiny['nan'], '--data-root', tiny['data_root'],
+        '--work-dir', str(tmp_path), '--cfg-options', TEST_CLASSES])
     assert tiny['nan'] in line
     assert f'1 of {tiny["tensors"]} tensors hold NaN or inf' in line
 
 
+@pytest.mark.e2e
 def test_load_from_of_other_class_count_needs_the_opt_in(tiny, tmp_path):
-    args = [TRAIN, tiny['config'], '--data-root', tiny['data_root'],
+    args = [tiny['config'], '--data-root', tiny['data_root'],
             '--work-dir', str(tmp_path), '--cfg-options',
             f'load_from={tiny["five"]}', 'train_cfg.max_epochs=1']
-    line = error_line(run(args, tiny))
+    line = error_line('train', args)
     assert 'another number of classes' in line
 
-    proc = run(args + ['load_from_skip_mismatched_heads=True'], tiny)
+    proc = run(python_tool('train.py', *args,
+                           'load_from_skip_mismatched_heads=True'),
+               tmp_path, timeout=600)
     assert proc.returncode == 0, explain(proc)
     assert ('kept the initial values of 2 class-layer tensors' in
             proc.stdout + proc.stderr), explain(proc)

@@ -9,11 +9,13 @@ import sys
 import time
 
 import pytest
+from tool_runner import start_tool
 
 from convmlp_mm.engine.workdir_lock import WorkDirInUseError, WorkDirLock
 
-from tools_run import explain, tool_env
-from toy_runner import TRAIN, write_tiny_coco
+from helpers import load_tool
+from tools_run import explain, run, tool_env
+from toy_runner import REPO, TRAIN, write_tiny_coco
 
 
 def test_second_lock_names_the_holder(tmp_path):
@@ -50,47 +52,48 @@ def _train(config, data_root, work_dir, epochs):
 
 
 def _wait_until_locked(work_dir, process, timeout=300):
+    """Until the run holds the lock: WorkDirLock writes the holder's PID
+    into the lock file only once flock succeeded. Only the file is read: a
+    probe that took the lock, even for a moment, could make the run itself
+    fail to start."""
+    lock_file = osp.join(work_dir, '.train.lock')
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        assert process.poll() is None, 'the first run ended early'
-        if osp.exists(osp.join(work_dir, '.train.lock')):
-            try:
-                WorkDirLock(work_dir).acquire().release()
-            except WorkDirInUseError:
-                return
-        time.sleep(0.5)
+        assert process.poll() is None, \
+            f'the first run ended early ({process.returncode})'
+        if osp.exists(lock_file):
+            with open(lock_file) as f:
+                if f.read().startswith(f'{process.pid} '):
+                    return
+        time.sleep(0.2)
     raise AssertionError('the first run never took the lock')
 
 
+@pytest.mark.e2e
 def test_two_runs_then_sigkill_then_a_new_run(tmp_path):
     data_root, config = write_tiny_coco(tmp_path)
     work_dir = str(tmp_path / 'work')
-    env = tool_env(tmp_path)
-    first = subprocess.Popen(
-        _train(config, data_root, work_dir, 100), env=env,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    env = tool_env(tmp_path, {'PYTHONUNBUFFERED': '1'})
+    first = start_tool(_train(config, data_root, work_dir, 100), REPO, env)
     try:
         _wait_until_locked(work_dir, first)
-        second = subprocess.run(
-            _train(config, data_root, work_dir, 1), env=env,
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-            timeout=300)
-        assert second.returncode == 1, explain(second)
-        last = second.stderr.strip().splitlines()[-1]
-        assert last.startswith(f'error: work dir {work_dir} is in use by '
+        # The second run, in this process: only its error line is read.
+        with pytest.raises(SystemExit) as info:
+            load_tool('tools/train.py').main(
+                _train(config, data_root, work_dir, 1)[2:])
+        line = info.value.code
+        assert isinstance(line, str) and '\n' not in line, line
+        assert line.startswith(f'error: work dir {work_dir} is in use by '
                                f'another training run (PID {first.pid}'), \
-            explain(second)
-        assert 'Traceback' not in second.stderr
+            line
     finally:
-        first.send_signal(signal.SIGKILL)
-        first.wait(timeout=60)
+        first.kill_group()
+    assert first.returncode == -signal.SIGKILL
 
     # --no-resume: the killed run may have left checkpoints, which a plain
     # re-run would resume from (auto-resume); this run starts afresh.
-    third = subprocess.run(
-        _train(config, data_root, work_dir, 1) + ['--no-resume'], env=env,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        timeout=600)
+    third = run(_train(config, data_root, work_dir, 1) + ['--no-resume'],
+                tmp_path, timeout=600)
     assert third.returncode == 0, explain(third)
     assert osp.isfile(osp.join(work_dir, 'epoch_1.pth'))
     with open(osp.join(work_dir, 'last_checkpoint')) as f:

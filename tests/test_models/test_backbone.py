@@ -15,13 +15,24 @@ CHANNELS = {'s': [64, 128, 256, 512], 'm': [64, 128, 256, 512],
             'l': [96, 192, 384, 768]}
 
 
+# A ConvMLP of 0.1M parameters with every kind of part (tokenizer, conv
+# stage, three Conv-MLP stages): for the plumbing checks (checkpointing,
+# freezing, gradients), which ConvMLP-S shows no better. TINY2 has two
+# blocks a stage, so the per-stage drop-path rates are not all zero.
+TINY = dict(channels=16, conv_blocks=1, blocks=[1, 1, 1], dims=[32, 48, 64],
+            mlp_ratio=1)
+TINY2 = dict(TINY, conv_blocks=2, blocks=[2, 2, 2])
+META = torch.device('meta')
+
+
 def count_params(model):
     return sum(p.numel() for p in model.parameters())
 
 
 @pytest.mark.parametrize('arch', ['s', 'm', 'l'])
 def test_parameter_counts(arch):
-    model = ConvMLP(arch=arch)
+    with torch.device('meta'):  # shapes only: no memory, no initialisation
+        model = ConvMLP(arch=arch)
     assert round(count_params(model) / 1e6, 3) == BACKBONE_PARAMS_M[arch]
     assert model.out_channels == CHANNELS[arch]
 
@@ -29,7 +40,8 @@ def test_parameter_counts(arch):
 @pytest.mark.parametrize('alias,arch', [('small', 's'), ('Medium', 'm'),
                                         ('L', 'l')])
 def test_arch_aliases(alias, arch):
-    assert ConvMLP(arch=alias).arch_settings == ARCH_ZOO[arch]
+    with torch.device('meta'):
+        assert ConvMLP(arch=alias).arch_settings == ARCH_ZOO[arch]
 
 
 def test_arch_dict():
@@ -80,8 +92,9 @@ def test_wrong_input_channels():
 @pytest.mark.parametrize('out_indices', [(0,), (1,), (2,), (3,), (0, 2),
                                          (1, 2, 3), (0, 1, 2, 3), (-1,)])
 def test_out_indices_shapes(out_indices):
-    model = ConvMLP(arch='s', out_indices=out_indices).eval()
-    outs = model(torch.rand(2, 3, 64, 96))
+    with META:  # shapes and layouts only
+        model = ConvMLP(arch='s', out_indices=out_indices).eval()
+        outs = model(torch.rand(2, 3, 64, 96))
     levels = sorted(i % 4 for i in out_indices)
     assert len(outs) == len(levels)
     for out, level in zip(outs, levels):
@@ -93,14 +106,13 @@ def test_out_indices_shapes(out_indices):
 
 @pytest.mark.parametrize('arch', ['s', 'l'])
 def test_odd_input_sizes(arch):
-    model = ConvMLP(arch=arch).eval()
-    with torch.no_grad():
+    with META:  # shapes only
+        model = ConvMLP(arch=arch).eval()
         outs = model(torch.rand(1, 3, 97, 130))
+        tiny = model(torch.rand(1, 3, 1, 1))
     assert [tuple(o.shape[2:]) for o in outs] == [(25, 33), (13, 17), (7, 9),
                                                   (4, 5)]
     assert [o.shape[1] for o in outs] == CHANNELS[arch]
-    with torch.no_grad():
-        tiny = model(torch.rand(1, 3, 1, 1))
     assert all(o.shape[2:] == (1, 1) for o in tiny)
 
 
@@ -124,7 +136,7 @@ def stage_modules(model):
 
 @pytest.mark.parametrize('frozen_stages', [-1, 0, 1, 2, 4])
 def test_frozen_stages(frozen_stages):
-    model = ConvMLP(arch='s', frozen_stages=frozen_stages)
+    model = ConvMLP(arch=TINY, frozen_stages=frozen_stages)
     model.train()
     for i, stage in enumerate(stage_modules(model)):
         frozen = i <= frozen_stages
@@ -141,7 +153,7 @@ def test_frozen_stages(frozen_stages):
 
 
 def test_norm_eval():
-    model = ConvMLP(arch='s', norm_eval=True)
+    model = ConvMLP(arch=TINY, norm_eval=True)
     model.train()
     norms = [m for m in model.modules() if isinstance(m, _BatchNorm)]
     assert norms and all(not m.training for m in norms)
@@ -150,16 +162,16 @@ def test_norm_eval():
     before = norms[0].running_mean.clone()
     model(torch.rand(2, 3, 32, 32))
     torch.testing.assert_close(norms[0].running_mean, before)
-    model = ConvMLP(arch='s', norm_eval=False).train()
+    model = ConvMLP(arch=TINY, norm_eval=False).train()
     assert all(m.training for m in model.modules()
                if isinstance(m, _BatchNorm))
 
 
 def test_with_cp_same_outputs_gradients_and_bn_stats():
     torch.manual_seed(0)
-    plain = ConvMLP(arch='s', drop_path_rate=0.1)
+    plain = ConvMLP(arch=TINY2, drop_path_rate=0.1)
     plain.init_weights()
-    ckpt = ConvMLP(arch='s', drop_path_rate=0.1, with_cp=True)
+    ckpt = ConvMLP(arch=TINY2, drop_path_rate=0.1, with_cp=True)
     ckpt.load_state_dict(plain.state_dict())
     x = torch.rand(2, 3, 64, 64)
     results = []
@@ -224,7 +236,7 @@ def test_deprecated_pretrained_becomes_init_cfg():
 
 def test_features_stay_finite_and_train():
     """One optimiser step moves every parameter that should train."""
-    model = ConvMLP(arch='s', drop_path_rate=0.0)
+    model = ConvMLP(arch=TINY, drop_path_rate=0.0)
     model.init_weights()
     model.train()
     outs = model(torch.rand(2, 3, 64, 64))
@@ -251,12 +263,13 @@ def test_stages_own_their_forward():
 
 
 def test_with_cp_is_set_on_every_block():
-    model = ConvMLP(arch='s', with_cp=True)
+    with META:  # the structure only
+        model = ConvMLP(arch='s', with_cp=True)
+        plain = ConvMLP(arch='s')
     blocks = [model.tokenizer, *model.conv_stages.conv_blocks,
               *(b for stage in model.stages for b in stage.blocks)]
     assert all(block.with_cp for block in blocks)
-    assert not any(getattr(m, 'with_cp', False)
-                   for m in ConvMLP(arch='s').modules())
+    assert not any(getattr(m, 'with_cp', False) for m in plain.modules())
 
 
 def test_mlp_impl_linear_and_conv1x1_agree_in_values_and_gradients():
@@ -309,13 +322,14 @@ def test_one_module_tree_whatever_the_arguments():
         return {name.split('.')[0] for name, _ in model.named_children()}, {
             type(m).__name__ for m in model.modules()}
 
-    plain = tree(ConvMLP(arch='s'))
+    with torch.device('meta'):  # the structure only
+        plain = tree(ConvMLP(arch='s'))
+        other = tree(ConvMLP(arch='s', drop_path_rate=0.0,
+                             mlp_impl='conv1x1', frozen_stages=2,
+                             norm_eval=True, with_cp=True, out_indices=(3, )))
     assert plain[0] == {'tokenizer', 'conv_stages', 'stages'}
     assert 'ChannelMLPBlock' not in plain[1] and \
         'PatchMergingDownsample' not in plain[1]
-    other = tree(ConvMLP(arch='s', drop_path_rate=0.0, mlp_impl='conv1x1',
-                         frozen_stages=2, norm_eval=True, with_cp=True,
-                         out_indices=(3, )))
     assert other == (plain[0], plain[1] - {'DropPath'} | {'Identity'})
     with pytest.raises(TypeError, match='"dwconv" is a switch of the '
                        "paper's Table 2 ablation, which is type='PureMLP'"):

@@ -30,18 +30,21 @@ MMCV1_META = dict(mmcv_version='1.3.13', mmdet_version='2.16.0',
                   CLASSES=('circle', 'square', 'triangle'))
 
 
-def build(name):
+def build(name, device='cpu'):
     cfg = Config.fromfile(osp.join(REPO, CONFIGS[name]))
     cfg.model.backbone.init_cfg = None
     init_default_scope(cfg.default_scope)
-    return MODELS.build(cfg.model), cfg
+    with torch.device(device):
+        return MODELS.build(cfg.model), cfg
 
 
 @pytest.mark.parametrize('arch', ['s', 'm', 'l'])
 def test_release_backbone_keys_are_the_imagenet_names(arch):
-    # FACTS.md: the release's DetConvMLP subclasses its ImageNet ConvMLP
-    # with classifier_head=False, so its keys are the ImageNet file's
-    # (tests/data layout) without norm/head; ours must be those, shapes too.
+    # convmlp_mm/models/legacy.py's docstring (the release's
+    # src/detection/__init__.py): its DetConvMLP subclasses the ImageNet
+    # ConvMLP with classifier_head=False, so its keys are the ImageNet
+    # file's (tests/data layout) without norm/head; ours must be those,
+    # shapes too.
     ours = {f'backbone.{k}': tuple(v.shape)
             for k, v in ConvMLP(arch=arch).state_dict().items()}
     assert ours == release_backbone_keys(arch)
@@ -49,7 +52,7 @@ def test_release_backbone_keys_are_the_imagenet_names(arch):
 
 @pytest.mark.parametrize('name', sorted(CONFIGS))
 def test_every_key_of_the_nine_models_is_a_release_name(name):
-    model, _ = build(name)
+    model, _ = build(name, 'meta')  # the names only
     keys = list(model.state_dict())
     # release_key asserts that a 2.x module (mmdet 2.28.2 / mmseg 0.30.0
     # source) makes the name.
@@ -133,10 +136,10 @@ def test_config_classes_are_the_datasets():
     # The release trained on COCO's 80 classes (mmdet 2 CocoDataset.CLASSES,
     # 'person' first, 'toothbrush' last) and ADE20K's 150 (mmseg 0.x
     # ADE20KDataset.CLASSES, 'wall' first, 'flag' last).
-    _, det = build('maskrcnn')
+    _, det = build('maskrcnn', 'meta')
     coco = config_classes(det)
     assert (len(coco), coco[0], coco[-1]) == (80, 'person', 'toothbrush')
-    _, seg = build('semfpn')
+    _, seg = build('semfpn', 'meta')
     ade = config_classes(seg)
     assert (len(ade), ade[0], ade[-1]) == (150, 'wall', 'flag')
     det.test_dataloader.dataset.metainfo = dict(classes=('a', 'b'))

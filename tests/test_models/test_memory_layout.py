@@ -194,7 +194,9 @@ def test_keep_freed_memory_can_be_turned_off(monkeypatch):
 def test_keep_freed_memory_stops_page_faults_in_training_steps():
     """Steady-state training steps reuse the pages of the previous step.
     Without the setting, three ConvMLP-S steps at 128x128 took 10.8k page
-    faults (42 MiB of fresh pages) on this project's CPU VMs."""
+    faults (42 MiB of fresh pages) on this project's CPU VMs. A fresh
+    interpreter: the setting is process-wide (glibc malloc) and the test
+    process's own page faults would count everything else it ran."""
     code = '''
 import resource, torch
 from convmlp_mm import ConvMLP

@@ -1,7 +1,5 @@
 """Official checkpoints load strictly and safely; bad ones fail loudly."""
 import os
-import subprocess
-import sys
 from collections import OrderedDict
 
 import pytest
@@ -17,7 +15,7 @@ from convmlp_mm.checkpoint.safe_loading import (
 from convmlp_mm.errors import CheckpointError, CheckpointMismatchError
 from convmlp_mm.models import convert_official_keys, guess_arch
 
-from helpers import REPO, make_official_state_dict, official_layout
+from helpers import load_tool, make_official_state_dict, official_layout
 
 
 def pretrained(path, **kwargs):
@@ -189,29 +187,29 @@ def test_pure_key_conversion():
 
 
 @pytest.mark.parametrize('add_prefix', [False, True])
-def test_converter_tool(official_checkpoint, tmp_path, add_prefix):
+def test_converter_tool(official_checkpoint, tmp_path, capsys, add_prefix):
+    """tools/model_converters/convmlp2mmdet.py's ``main`` in process (it
+    builds a bare ConvMLP, no runner)."""
+    converter = load_tool('tools/model_converters/convmlp2mmdet.py')
     path, state = official_checkpoint('s', wrap='model')
     out = tmp_path / 'converted' / 'convmlp_s_backbone.pth'
-    cmd = [sys.executable, os.path.join(REPO, 'tools', 'model_converters',
-                                        'convmlp2mmdet.py'), path, str(out)]
-    if add_prefix:
-        cmd.append('--add-prefix')
-    result = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO,
-                            timeout=120)
-    assert result.returncode == 0, result.stderr
-    assert '180 tensors' in result.stdout
+    argv = [path, str(out)] + (['--add-prefix'] if add_prefix else [])
+    assert converter.main(argv) == 0
+    assert '180 tensors' in capsys.readouterr().out
     saved = torch.load(out, weights_only=True)['state_dict']
     prefix = 'backbone.' if add_prefix else ''
     assert len(saved) == 180
     assert all(k.startswith(prefix) for k in saved)
     assert_loaded(pretrained(str(out)), state)
-    # A wrong size is caught by the converter too, and nothing is written.
+    # A wrong size is caught by the converter too, and nothing is written;
+    # the one error line names the file.
     bad_out = tmp_path / 'bad.pth'
-    result = subprocess.run(cmd[:2] + [path, str(bad_out), '--arch', 'l'],
-                            capture_output=True, text=True, cwd=REPO,
-                            timeout=120)
-    assert result.returncode != 0
-    assert 'looks like ConvMLP-S' in result.stderr
+    with pytest.raises(SystemExit) as info:
+        converter.main([path, str(bad_out), '--arch', 'l'])
+    line = str(info.value.code)
+    assert line.startswith(f'error: Checkpoint "{path}" does not fit '
+                           'ConvMLP-L') and '\n' not in line, line
+    assert 'looks like ConvMLP-S' in line
     assert not bad_out.exists()
 
 

@@ -284,6 +284,7 @@ def test_segmentation_label_maps(tmp_path):
     assert mmcv.imread(entry['vis']).shape == (45, 70, 3)
 
 
+@pytest.mark.e2e
 def test_amp_loss_curve_trains_both_precisions(tmp_path):
     """convmlp_mm.analysis.amp_loss_curve (tools/analysis/amp_loss_curve.py):
     two short trainings of the demo's Semantic FPN (fp32 and --amp, same

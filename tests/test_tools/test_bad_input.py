@@ -6,8 +6,6 @@ import json
 import math
 import os
 import re
-import subprocess
-import sys
 
 import pytest
 import torch
@@ -20,7 +18,8 @@ from convmlp_mm.engine import NonFiniteLossError
 from convmlp_mm.models import CheckpointMismatchError
 
 from helpers import load_tool
-from toy_runner import REPO, TRAIN, toy_runner, write_tiny_coco
+from tools_run import explain, python_tool, run
+from toy_runner import REPO, toy_runner, write_tiny_coco
 
 RETINANET = os.path.join(REPO, 'configs', 'detection',
                          'retinanet_convmlp_s_fpn_1x_coco.py')
@@ -184,18 +183,18 @@ def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
     assert all(torch.isfinite(w).all() for w in weights.values())
 
 
+@pytest.mark.e2e
 def test_non_finite_loss_in_real_training_run(tmp_path):
     """tools/train.py with the configs' NonFiniteLossHook: the lr jumps by
     1e30 after epoch 1, the detector diverges in epoch 2, the tool exits
     with the message and epoch 1's checkpoint stays the last one."""
     data_root, config = write_tiny_coco(tmp_path)
     work_dir = tmp_path / 'work'
-    result = subprocess.run(
-        [sys.executable, TRAIN, config, '--data-root', data_root,
-         '--work-dir', str(work_dir), '--cfg-options',
-         'param_scheduler.1.milestones=[1]', 'param_scheduler.1.gamma=1e30'],
-        capture_output=True, text=True, cwd=REPO, timeout=300)
-    assert result.returncode == 1, result.stderr[-2000:]
+    result = run(python_tool(
+        'train.py', config, '--data-root', data_root, '--work-dir',
+        str(work_dir), '--cfg-options', 'param_scheduler.1.milestones=[1]',
+        'param_scheduler.1.gamma=1e30'), tmp_path, timeout=300)
+    assert result.returncode == 1, explain(result)
     error = result.stderr.strip().splitlines()[-1]
     # Iteration 3 trains with the jumped lr; 4 (epoch 2, batch 2) diverges.
     assert error.startswith('error: Non-finite loss at iteration 4 (epoch 2, '
@@ -205,7 +204,10 @@ def test_non_finite_loss_in_real_training_run(tmp_path):
         'epoch_1.pth']
 
 
+@pytest.mark.e2e
 def test_images_without_annotations_train(tmp_path):
+    """tools/train.py (a fork of the preloaded tool server: the run builds
+    a Runner, whose process-wide state stays out of the test process)."""
     data_root, config = write_tiny_coco(tmp_path)
     ann = os.path.join(data_root, 'annotations', 'instances_train2017.json')
     with open(ann) as f:
@@ -216,15 +218,14 @@ def test_images_without_annotations_train(tmp_path):
     with open(ann, 'w') as f:
         json.dump(coco, f)
     work_dir = tmp_path / 'work'
-    result = subprocess.run(
-        [sys.executable, TRAIN, config, '--data-root', data_root,
-         '--work-dir', str(work_dir), '--cfg-options',
-         'train_cfg.max_epochs=2',
-         # mmdet drops such images from training by default; keep them so
-         # batches of only empty images go through the model.
-         'train_dataloader.dataset.filter_cfg.filter_empty_gt=False'],
-        capture_output=True, text=True, cwd=REPO, timeout=300)
-    assert result.returncode == 0, result.stderr[-3000:]
+    result = run(python_tool(
+        'train.py', config, '--data-root', data_root, '--work-dir',
+        str(work_dir), '--cfg-options', 'train_cfg.max_epochs=2',
+        # mmdet drops such images from training by default; keep them so
+        # batches of only empty images go through the model.
+        'train_dataloader.dataset.filter_cfg.filter_empty_gt=False'),
+        tmp_path, timeout=300)
+    assert result.returncode == 0, explain(result)
     log = result.stdout + result.stderr
     assert 'Epoch(train) [2][2/2]' in log  # all four images, two per batch
     assert os.path.isfile(work_dir / 'epoch_2.pth')

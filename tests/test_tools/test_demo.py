@@ -3,10 +3,11 @@ data) through the real configs, tools/train.py and tools/test.py."""
 import json
 import os
 import os.path as osp
-import subprocess
-import sys
 
-from helpers import REPO, load_tool
+import pytest
+
+from helpers import load_tool
+from tools_run import python_tool, run
 
 
 def load_demo():
@@ -14,16 +15,23 @@ def load_demo():
 
 
 def run_demo(tmp_path, *extra):
-    cmd = [sys.executable, osp.join(REPO, 'tools', 'demo.py'), '--smoke',
-           '--work-dir', str(tmp_path / 'wd'), '--data-dir',
-           str(tmp_path / 'data'), *extra]
-    out = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO,
-                         timeout=600)
+    out = run(python_tool('demo.py', '--smoke', '--work-dir',
+                          str(tmp_path / 'wd'), '--data-dir',
+                          str(tmp_path / 'data'), *extra), tmp_path,
+              timeout=600)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     return out.stdout
 
 
-def test_smoke_demo_end_to_end_and_rerun(tmp_path):
+@pytest.mark.e2e
+def test_smoke_demo_end_to_end_and_its_accuracy_gate(tmp_path, capsys,
+                                                      monkeypatch):
+    """The smoke run checks the path (its gate is off); then the demo's
+    gate proper, on the smoke run's models (trained for 1 epoch / 2
+    iterations: they have not learned): the same work dir, without
+    --smoke, each job's last step being the smoke one, is reused (trained
+    and evaluated already) and must miss the targets: exit 1 and its
+    warning line."""
     out = run_demo(tmp_path)
     # mmengine's progress lines come through, then the table and the paths.
     assert 'Epoch(train) [1][2/2]' in out and 'Iter(train) [2/2]' in out
@@ -31,7 +39,7 @@ def test_smoke_demo_end_to_end_and_rerun(tmp_path):
     assert '| bbox_mAP' in out and '| mIoU' in out
     with open(tmp_path / 'wd' / 'results.json') as f:
         results = json.load(f)
-    assert 0 <= results['bbox_mAP'] <= 1 and 0 <= results['mIoU'] <= 1
+    assert results['smoke'] is True and results['passed'] is False
     assert set(results['models']) == {'retinanet', 'semfpn'}
     names = sorted(osp.basename(p) for p in results['pictures'])
     assert names == ['retinanet_val_predictions.png',
@@ -42,12 +50,29 @@ def test_smoke_demo_end_to_end_and_rerun(tmp_path):
             assert f.read(8) == b'\x89PNG\r\n\x1a\n'
         assert os.stat(path).st_size > 10_000  # a drawn figure, not a stub
 
-    # Running it again reuses the data, the training and the evaluation.
-    again = run_demo(tmp_path)
+    assert 'all targets reached' not in out
+    assert 'WARNING: a target was missed' not in out
+
+    demo = load_demo()
+    smoke_step = demo.final_step
+    make_data = demo.make_data
+    monkeypatch.setattr(demo, 'final_step',
+                        lambda job, smoke: smoke_step(job, True))
+    monkeypatch.setattr(demo, 'make_data',
+                        lambda data_dir, smoke: make_data(data_dir, True))
+    capsys.readouterr()
+    code = demo.main(['--work-dir', str(tmp_path / 'wd'), '--data-dir',
+                      str(tmp_path / 'data')])
+    again = capsys.readouterr().out
     assert 'trained already' in again and 'evaluated already' in again
     assert 'Epoch(train)' not in again
+    assert code == 1, again[-3000:]
+    assert 'WARNING: a target was missed (see the table)' in again
+    assert '| bbox_mAP' in again and ' NO ' in again
     with open(tmp_path / 'wd' / 'results.json') as f:
-        assert json.load(f)['mIoU'] == results['mIoU']
+        gated = json.load(f)
+    assert gated['smoke'] is False and gated['passed'] is False
+    assert gated['mIoU'] == results['mIoU']
 
 
 def test_reuse_and_resume_follow_last_checkpoint(tmp_path, capsys):
@@ -67,7 +92,8 @@ def test_reuse_and_resume_follow_last_checkpoint(tmp_path, capsys):
     (tmp_path / 'last_checkpoint').write_text(str(tmp_path / 'iter_2.pth'))
     assert demo.last_checkpoint(str(tmp_path)) == str(tmp_path / 'iter_2.pth')
     args = argparse.Namespace(smoke=True, verbose=False)
-    assert demo.train(job, str(tmp_path), str(tmp_path), args) == 0.0
+    demo.train(job, str(tmp_path), str(tmp_path), args)
+    # No training was started (it would fail: no data, no config options).
     assert 'trained already' in capsys.readouterr().out
 
 
@@ -105,10 +131,8 @@ def test_training_curves_from_scalars(tmp_path):
 def test_refuses_a_data_folder_with_other_content(tmp_path):
     (tmp_path / 'data' / 'synthetic_coco_smoke').mkdir(parents=True)
     (tmp_path / 'data' / 'synthetic_coco_smoke' / 'mine.txt').write_text('x')
-    cmd = [sys.executable, osp.join(REPO, 'tools', 'demo.py'), '--smoke',
-           '--work-dir', str(tmp_path / 'wd'), '--data-dir',
-           str(tmp_path / 'data')]
-    out = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO,
-                         timeout=120)
+    out = run(python_tool('demo.py', '--smoke', '--work-dir',
+                          str(tmp_path / 'wd'), '--data-dir',
+                          str(tmp_path / 'data')), tmp_path, timeout=120)
     assert out.returncode != 0
     assert 'refusing to write into it' in out.stderr

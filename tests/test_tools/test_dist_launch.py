@@ -6,48 +6,27 @@ import pytest
 import torch
 import torch.distributed as dist
 import torch.nn as nn
+from tool_artifacts import dist_retinanet, read  # noqa: F401
 
-from convmlp_mm.datasets import make_coco_dataset
 from convmlp_mm.engine import CPUDistributedDataParallel
 
-from tools_run import (
-    CLASSES,
-    COCO_SIZE,
-    REPO,
-    RETINANET,
-    SEMFPN,
-    detection_options,
-    explain,
-    free_port,
-    run,
-)
+from tools_run import REPO, RETINANET, SEMFPN, run
 
 
-@pytest.fixture(scope='module')
-def coco_root(tmp_path_factory):
-    # 8 images: 2 processes x 2 images per batch -> 2 iterations per epoch.
-    return make_coco_dataset(
-        str(tmp_path_factory.mktemp('data') / 'coco'), num_train=8,
-        num_val=2, image_size=COCO_SIZE, classes=CLASSES)
-
-
-def test_dist_detection_trains_with_two_cpu_processes(coco_root, tmp_path):
-    work_dir = str(tmp_path / 'work')
-    proc = run([
-        osp.join(REPO, 'dist_detection.sh'), RETINANET, '2', coco_root,
-        '--work-dir', work_dir, '--cfg-options',
-        *detection_options(RETINANET)
-    ], tmp_path, env={'PORT': str(free_port()), 'NNODES': '1',
-                      'NODE_RANK': '0', 'MASTER_ADDR': '127.0.0.1'})
-    assert proc.returncode == 0, explain(proc)
-    out = proc.stdout + proc.stderr
+@pytest.mark.e2e
+@pytest.mark.xdist_group('tool_runs')
+def test_dist_detection_trains_with_two_cpu_processes(dist_retinanet):  # noqa: F811
+    """The launch itself is the shared artifact (tests/tool_artifacts.py):
+    test_upstream_tools.py reruns its dumped config."""
+    out = read(dist_retinanet['stdout']) + read(dist_retinanet['stderr'])
     assert 'Distributed training: True' in out
-    assert "type='CPUDistributedDataParallel'" in out
+    assert "type='CPUDistributedDataParallel'" in read(
+        dist_retinanet['config'])
     # Each process sees half of the 8 images: 2 iterations of 2 x 2 images.
-    assert 'Epoch(train) [1][2/2]' in out, explain(proc)
+    assert 'Epoch(train) [1][2/2]' in out, out[-3000:]
     assert 'coco/bbox_mAP:' in out
     # Only rank 0 writes the checkpoint (gloo barrier, no deadlock).
-    assert osp.isfile(osp.join(work_dir, 'epoch_1.pth'))
+    assert osp.isfile(osp.join(dist_retinanet['work_dir'], 'epoch_1.pth'))
 
 
 def test_launchers_refuse_the_other_tasks_config(tmp_path):

@@ -13,7 +13,10 @@ import re
 import subprocess
 import sys
 
+import pytest
 from mim_index import assert_paper_models
+
+pytestmark = pytest.mark.e2e
 
 MIM = osp.join(osp.dirname(sys.executable), 'mim')
 

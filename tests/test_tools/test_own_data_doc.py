@@ -18,6 +18,8 @@ import torch
 from helpers import REPO, make_official_state_dict
 from tools_run import tool_env
 
+pytestmark = pytest.mark.e2e
+
 DOC = os.path.join(REPO, 'docs', 'own_data.md')
 # Appended per command: tiny folders and one short epoch / two iterations.
 SMALL_DATA = ['--num-train', '4', '--num-val', '2', '--image-size', '64',

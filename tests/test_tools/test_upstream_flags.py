@@ -122,6 +122,7 @@ def test_tensorboard_flag_adds_the_backend_and_keeps_scalars_json(
     assert types == ['LocalVisBackend', 'TensorboardVisBackend']
 
 
+@pytest.mark.e2e
 def test_dist_train_and_dist_test_as_upstream(demo_data, tmp_path):
     """tools/dist_train.sh CONFIG GPUS [args] on the demo config, which
     names its data; then tools/dist_test.sh CONFIG CHECKPOINT GPUS;

@@ -14,8 +14,7 @@ folder; the Markdown table of the losses is printed, and
 import argparse
 import os.path as osp
 
-from convmlp_mm.analysis import amp_loss_curve
-from convmlp_mm.cli import command
+from convmlp_mm_cli import command
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
@@ -43,6 +42,8 @@ def parse_args(argv=None) -> argparse.Namespace:
 @command
 def main(argv=None) -> dict:
     args = parse_args(argv)
+    # After parsing: --help answers before torch loads.
+    from convmlp_mm.analysis import amp_loss_curve
     return amp_loss_curve(
         args.config, osp.join(REPO, 'tools', 'train.py'), args.work_dir,
         steps=args.steps, seed=args.seed, smooth=args.smooth,

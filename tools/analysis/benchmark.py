@@ -39,8 +39,12 @@ Examples::
 import argparse
 import os.path as osp
 
-from convmlp_mm.benchmark import SECTIONS, run_benchmark
-from convmlp_mm.cli import command, shape_type
+from convmlp_mm_cli import command, shape_type
+
+# convmlp_mm.benchmark.SECTIONS, written out so that --help answers before
+# torch loads (tests/test_tools/test_tool_startup.py compares them).
+SECTIONS = ('complexity', 'formulation', 'profile', 'backbones',
+            'switches', 'scaling', 'models', 'model_reference')
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -103,7 +107,10 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 @command
 def main(argv=None) -> dict:
-    return run_benchmark(parse_args(argv))
+    args = parse_args(argv)
+    # After parsing: --help answers before torch loads.
+    from convmlp_mm.benchmark import run_benchmark
+    return run_benchmark(args)
 
 
 if __name__ == '__main__':

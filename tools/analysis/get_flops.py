@@ -24,10 +24,7 @@ import argparse
 import json
 from typing import Dict, List, Optional, Sequence
 
-from mmengine.config import DictAction
-
-from convmlp_mm.analysis import complexity, report_lines
-from convmlp_mm.cli import add_shape_argument, command, shape_of
+from convmlp_mm_cli import CfgOptions, add_shape_argument, command
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
@@ -46,7 +43,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         help='backbones only: count the ImageNet classifier (backbone + '
         'LayerNorm + 1000-way linear head), as the paper\'s Tables 1-3 do')
     parser.add_argument(
-        '--cfg-options', nargs='+', action=DictAction, default={},
+        '--cfg-options', nargs='+', action=CfgOptions, default={},
         help='for configs: override settings (model.backbone.with_cp=True); '
         'for backbone sizes: the backbone\'s keyword arguments '
         '(type=PureMLP dwconv=True)')
@@ -57,6 +54,9 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
 @command
 def main(argv: Optional[Sequence[str]] = None) -> List[Dict[str, object]]:
     args = parse_args(argv)
+    # After parsing: --help answers before torch loads.
+    from convmlp_mm.analysis import complexity, report_lines
+    from convmlp_mm.cli import shape_of
     results = complexity(args.target, shape_of(args.shape), args.with_head,
                          args.cfg_options)
     print('\n'.join(report_lines(results)))

@@ -11,8 +11,7 @@ matches ``coco/bbox_mAP``, ``mIoU`` matches ``mIoU``).
 """
 import argparse
 
-from convmlp_mm.analysis import plot_curves
-from convmlp_mm.cli import command
+from convmlp_mm_cli import command
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -29,6 +28,8 @@ def parse_args(argv=None) -> argparse.Namespace:
 @command
 def main(argv=None) -> None:
     args = parse_args(argv)
+    # After parsing: --help answers before torch loads.
+    from convmlp_mm.analysis import plot_curves
     plot_curves(args.work_dirs, args.keys, args.out, args.title)
     print(f'{args.out}: {", ".join(args.keys)} of '
           f'{len(args.work_dirs)} run(s)')

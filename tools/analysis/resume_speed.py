@@ -13,8 +13,7 @@ crops, through the loops' own iterators; a Markdown table is printed.
 import argparse
 from typing import List, Optional
 
-from convmlp_mm.benchmark import resume_speed
-from convmlp_mm.cli import command
+from convmlp_mm_cli import command
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -36,6 +35,8 @@ def parse_args(argv=None) -> argparse.Namespace:
 @command
 def main(argv: Optional[List[str]] = None) -> None:
     args = parse_args(argv)
+    # After parsing: --help answers before torch loads.
+    from convmlp_mm.benchmark import resume_speed
     resume_speed(args.iters, args.upstream_up_to, args.workers,
                  args.data_root)
 

@@ -15,10 +15,11 @@ Examples::
 import argparse
 from typing import Dict, List, Optional, Sequence
 
-from mmengine.config import DictAction
+from convmlp_mm_cli import CfgOptions, add_shape_argument, command
 
-from convmlp_mm.analysis import MODES, visualize_features
-from convmlp_mm.cli import add_shape_argument, command, shape_of
+# convmlp_mm.analysis.MODES, written out so that --help answers before torch
+# loads (tests/test_tools/test_tool_startup.py compares them).
+MODES = ('mean', 'max', 'topk', 'pca')
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
@@ -41,7 +42,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument('--panel-width', type=int, default=256)
     parser.add_argument('--out-dir', default='work_dirs/feature_maps')
     parser.add_argument(
-        '--cfg-options', nargs='+', action=DictAction, default={},
+        '--cfg-options', nargs='+', action=CfgOptions, default={},
         help='config overrides, or ConvMLP keyword arguments for a size '
         '(e.g. conv_stage=False downsample=patch_merging dwconv=False)')
     return parser.parse_args(argv)
@@ -50,6 +51,9 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
 @command
 def main(argv: Optional[Sequence[str]] = None) -> List[Dict[str, object]]:
     args = parse_args(argv)
+    # After parsing: --help answers before torch loads.
+    from convmlp_mm.analysis import visualize_features
+    from convmlp_mm.cli import shape_of
     results = visualize_features(args.target, args.images, args.out_dir,
                                  args.checkpoint, shape_of(args.shape),
                                  args.mode, args.topk, args.panel_width,

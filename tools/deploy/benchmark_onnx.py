@@ -18,8 +18,7 @@ per-op-type profile of ONNX Runtime that explains it.
 import argparse
 from typing import Dict, Optional, Sequence
 
-from convmlp_mm.benchmark import benchmark_onnx
-from convmlp_mm.cli import command
+from convmlp_mm_cli import command
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
@@ -41,6 +40,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
 @command
 def main(argv: Optional[Sequence[str]] = None) -> Dict:
     args = parse_args(argv)
+    # After parsing: --help answers before torch loads.
+    from convmlp_mm.benchmark import benchmark_onnx
     checkpoints = {name: getattr(args, name) for name in ('retinanet',
                                                           'semfpn')
                    if getattr(args, name) is not None}

@@ -15,18 +15,11 @@ What goes into the graph for each model: docs/deployment.md.
 import argparse
 from typing import Optional, Sequence
 
-import torch
+from convmlp_mm_cli import add_model_arguments, command
 
-from convmlp_mm.cli import add_model_arguments, command
-from convmlp_mm.deploy import (
-    DEFAULT_TOLERANCE,
-    check_onnx,
-    export_onnx,
-    load_model,
-    model_kind,
-    roi_head_path,
-)
-from convmlp_mm.errors import ConfigError
+# convmlp_mm.deploy.DEFAULT_TOLERANCE, written out so that --help answers
+# before torch loads (tests/test_tools/test_tool_startup.py compares them).
+DEFAULT_TOLERANCE = 1e-4
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
@@ -47,16 +40,27 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                         'a fraction of the largest |PyTorch output|')
     args = parser.parse_args(argv)
     if not args.out.endswith('.onnx'):
-        raise ConfigError(f'{args.out}: the output must end in .onnx')
+        raise SystemExit(f'error: {args.out}: the output must end in '
+                         '.onnx')
     if min(args.shape) < 32:
-        raise ConfigError(f'--shape {args.shape[0]} {args.shape[1]} is too '
-                          'small: give at least 32 32')
+        raise SystemExit(f'error: --shape {args.shape[0]} {args.shape[1]} '
+                         'is too small: give at least 32 32')
     return args
 
 
 @command
 def main(argv: Optional[Sequence[str]] = None) -> dict:
     args = parse_args(argv)
+    # After parsing: --help answers before torch loads.
+    import torch
+
+    from convmlp_mm.deploy import (
+        check_onnx,
+        export_onnx,
+        load_model,
+        model_kind,
+        roi_head_path,
+    )
     second = tuple(args.check_shape) if args.check_shape else \
         (args.shape[0] + 64, args.shape[1] + 96)
     model, cfg = load_model(args.config, args.checkpoint, args.cfg_options)

@@ -18,8 +18,7 @@ missing or a difference is above ``--tolerance``.
 import argparse
 from typing import Optional, Sequence
 
-from convmlp_mm.benchmark import gpu_check
-from convmlp_mm.cli import command
+from convmlp_mm_cli import command
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
@@ -38,6 +37,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
 @command
 def main(argv: Optional[Sequence[str]] = None) -> list:
     args = parse_args(argv)
+    # After parsing: --help answers before torch loads.
+    from convmlp_mm.benchmark import gpu_check
     return gpu_check(args.work_dir, dict(retinanet=args.retinanet,
                                          semfpn=args.semfpn),
                      args.runs, args.tolerance)

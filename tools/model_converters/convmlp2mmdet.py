@@ -14,21 +14,7 @@ import argparse
 import sys
 from collections import OrderedDict
 
-from mmengine.runner.checkpoint import CheckpointLoader
-
-from convmlp_mm.checkpoint import (
-    check_state_dict_fits,
-    extract_state_dict,
-    save_checkpoint_atomically,
-)
-from convmlp_mm.cli import command
-from convmlp_mm.errors import CheckpointMismatchError
-from convmlp_mm.models import (
-    ConvMLP,
-    arch_advice,
-    convert_official_keys,
-    guess_arch,
-)
+from convmlp_mm_cli import command
 
 
 def parse_args(argv=None):
@@ -45,6 +31,21 @@ def parse_args(argv=None):
 @command
 def main(argv=None) -> int:
     args = parse_args(argv)
+    # After parsing: --help answers before torch loads.
+    from mmengine.runner.checkpoint import CheckpointLoader
+
+    from convmlp_mm.checkpoint import (
+        check_state_dict_fits,
+        extract_state_dict,
+        save_checkpoint_atomically,
+    )
+    from convmlp_mm.errors import CheckpointMismatchError
+    from convmlp_mm.models import (
+        ConvMLP,
+        arch_advice,
+        convert_official_keys,
+        guess_arch,
+    )
     checkpoint = CheckpointLoader.load_checkpoint(args.src, map_location='cpu')
     state_dict, dropped = convert_official_keys(
         extract_state_dict(checkpoint, args.src))

@@ -13,23 +13,7 @@ output holds ``state_dict`` and ``meta.dataset_meta`` (classes, palette).
 import argparse
 import sys
 
-from mmengine.config import DictAction
-from mmengine.runner.checkpoint import CheckpointLoader
-
-from convmlp_mm.checkpoint import (
-    check_state_dict_fits,
-    extract_state_dict,
-    save_checkpoint_atomically,
-)
-from convmlp_mm.cli import command
-from convmlp_mm.config import build_model, config_classes, load_config
-from convmlp_mm.errors import LegacyCheckpointError
-from convmlp_mm.models import (
-    check_checkpoint_classes,
-    is_legacy_meta,
-    legacy_dataset_meta,
-    upgrade_state_dict,
-)
+from convmlp_mm_cli import CfgOptions, command
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -37,12 +21,28 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('config', help='the config the model was trained as')
     parser.add_argument('src', help='release checkpoint (path or URL)')
     parser.add_argument('dst', help='output file')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+    parser.add_argument('--cfg-options', nargs='+', action=CfgOptions,
                         help='override config settings, key=value')
     return parser.parse_args(argv)
 
 
 def convert(args: argparse.Namespace) -> str:
+    # Here, not at the top: --help answers before torch loads.
+    from mmengine.runner.checkpoint import CheckpointLoader
+
+    from convmlp_mm.checkpoint import (
+        check_state_dict_fits,
+        extract_state_dict,
+        save_checkpoint_atomically,
+    )
+    from convmlp_mm.config import build_model, config_classes, load_config
+    from convmlp_mm.errors import LegacyCheckpointError
+    from convmlp_mm.models import (
+        check_checkpoint_classes,
+        is_legacy_meta,
+        legacy_dataset_meta,
+        upgrade_state_dict,
+    )
     cfg = load_config(args.config, args.cfg_options)
     checkpoint = CheckpointLoader.load_checkpoint(args.src, map_location='cpu')
     meta = checkpoint.get('meta') if isinstance(checkpoint, dict) else None

@@ -1,13 +1,15 @@
 """``ConvMLPRunner``: mmengine's Runner with strict whole-model loading and
-one training run per work dir.
+one training run per work dir, and a console without the config dump.
 
 Configs name it as ``runner_type = 'ConvMLPRunner'``; the tools set that
 when a config names no runner, so the config they dump runs the same way
 under mmdet's and mmseg's own ``tools/train.py`` (which build
 ``runner_type`` from the registry, ``custom_imports`` registering it).
 """
+import logging
+
 from mmengine.dist import broadcast_object_list, get_dist_info
-from mmengine.model import is_model_wrapper
+from mmengine.model import BaseTTAModel, is_model_wrapper
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 from mmengine.runner.checkpoint import CheckpointLoader
@@ -20,16 +22,46 @@ from convmlp_mm.models.legacy import (
 )
 from convmlp_mm.models.loading import SKIP_HEADS_OPTION, load_state_into_model
 
+CONFIG_DUMP = 'Config:\n'  # how mmengine's Runner._log_env starts it
+
+
+class NoConfigDump(logging.Filter):
+    """On the console handler: drop mmengine's config dump (about 500
+    lines). The log file keeps it, and ``train`` writes the config to the
+    work dir as well."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (isinstance(record.msg, str) and
+                    record.msg.startswith(CONFIG_DUMP))
+
 
 @RUNNERS.register_module()
 class ConvMLPRunner(Runner):
     """``Runner`` whose ``load_checkpoint`` (``load_from``, ``--resume``,
     ``tools/test.py``) goes through
-    :func:`~convmlp_mm.models.loading.load_state_into_model`, and whose
+    :func:`~convmlp_mm.models.loading.load_state_into_model`, whose
     ``train`` holds the work dir's lock
-    (:class:`~convmlp_mm.engine.workdir_lock.WorkDirLock`)."""
+    (:class:`~convmlp_mm.engine.workdir_lock.WorkDirLock`), and whose
+    console log leaves out the config (:class:`NoConfigDump`)."""
 
     _resuming = False
+
+    def build_logger(self, *args, **kwargs):
+        logger = super().build_logger(*args, **kwargs)
+        for handler in logger.handlers:
+            # FileHandler is a StreamHandler too: only the console's.
+            if isinstance(handler, logging.StreamHandler) and \
+                    not isinstance(handler, logging.FileHandler) and \
+                    not any(isinstance(f, NoConfigDump)
+                            for f in handler.filters):
+                handler.addFilter(NoConfigDump())
+        return logger
+
+    def _log_env(self, env_cfg: dict) -> None:
+        super()._log_env(env_cfg)
+        if self.cfg._cfg_dict:
+            self.logger.info('Config: not shown here; it is in '
+                             f'{self.logger.log_file}')
 
     def resume(self, filename: str, *args, **kwargs) -> None:
         # A resumed run continues the same model: never skip a tensor.
@@ -53,6 +85,11 @@ class ConvMLPRunner(Runner):
         self.call_hook('after_load_checkpoint', checkpoint=checkpoint)
         model = self.model.module if is_model_wrapper(self.model) \
             else self.model
+        # --tta wraps the detector/segmentor as ``module`` of a TTA model
+        # (no model wrapper); the file holds the bare model's names, as
+        # mmengine's load_state_dict unwraps BaseTTAModel too.
+        while isinstance(model, BaseTTAModel):
+            model = model.module
         skip = bool(self.cfg.get(SKIP_HEADS_OPTION, False)) and \
             not self._resuming
         meta = checkpoint.get('meta') if isinstance(checkpoint, dict) else None

@@ -204,8 +204,9 @@ class ConvMLPBase(BaseModule):
         (``'global'``, as mmpretrain backbones do)."""
         rate = self.drop_path_rate
         if self.drop_path_schedule == 'per_stage':
-            return [torch.linspace(0, rate, n).tolist() for n in depths]
-        flat = torch.linspace(0, rate, sum(depths)).tolist()
+            return [torch.linspace(0, rate, n, device='cpu').tolist()
+                    for n in depths]
+        flat = torch.linspace(0, rate, sum(depths), device='cpu').tolist()
         return [flat[sum(depths[:i]):sum(depths[:i + 1])]
                 for i in range(len(depths))]
 
