@@ -103,6 +103,9 @@ def test_signal_saves_the_iteration_and_resume_is_exact(
     uninterrupted.train()
 
     work_dir = tmp_path / 'b'
+    # Whatever this worker process had installed before (an earlier test
+    # may have left its own handler): the hook must put exactly that back.
+    before = signal.getsignal(signal.SIGUSR1)
     # Iteration 6 of 12 (epoch 2, batch 2 of 4 when epoch-based).
     interrupted = runner(work_dir, by_epoch, [SignalAt(5)], workers)
     with pytest.raises(SystemExit) as stop:
@@ -116,7 +119,7 @@ def test_signal_saves_the_iteration_and_resume_is_exact(
     assert checkpoint['meta']['epoch'] == (1 if by_epoch else 0)
     assert len(checkpoint['random_states']['ranks']) == 1
     # The handlers are put back when the run stops.
-    assert signal.getsignal(signal.SIGUSR1) is signal.SIG_DFL
+    assert signal.getsignal(signal.SIGUSR1) is before
 
     # seed=None: the resumed run takes the checkpoint's seed.
     resumed = runner(work_dir, by_epoch, workers=workers, seed=None)
