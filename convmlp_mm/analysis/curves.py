@@ -185,10 +185,16 @@ def plot_curves(work_dirs: Sequence[str], keys: Sequence[str],
             ax.set_title(name)
         if not found:
             plt.close(fig)
+            logged = sorted({name for work_dir in work_dirs
+                             for records in load_scalars(work_dir)
+                             for record in records for name in record
+                             if name not in ('iter', 'step', 'epoch')})
             raise ConfigError(
                 f'--keys {key}: no run in {", ".join(work_dirs)} logged '
-                f'it; logged names are in vis_data/scalars.json (e.g. loss, '
-                'lr, coco/bbox_mAP, mIoU).')
+                f'it; they logged {", ".join(logged)}. Metrics (bbox_mAP, '
+                'mIoU) are logged at each validation '
+                '(train_cfg.val_interval): a run that stopped before its '
+                'first, or whose validation found no detection, has none.')
         if key.startswith('loss') or key.endswith('loss'):
             ax.set_yscale('log')
         ax.set_xlabel('iteration')

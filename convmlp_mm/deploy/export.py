@@ -11,6 +11,8 @@ import contextlib
 import json
 import os
 import os.path as osp
+import sys
+import time
 import warnings
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -18,12 +20,14 @@ import numpy as np
 import torch
 import torch.nn as nn
 from mmengine.config import Config
+from mmengine.utils import ProgressBar
 
-from convmlp_mm.config import build_model
+from convmlp_mm.checkpoint import tensor_bytes, write_atomically
+from convmlp_mm.config import build_model, checkpoint_classes
 from convmlp_mm.deploy.networks import ExportNetwork
 from convmlp_mm.deploy.runtime import OrtNetwork
 from convmlp_mm.errors import ExportError  # noqa: F401
-from convmlp_mm.models import channel_mlps_as
+from convmlp_mm.models import channel_mlps_as, legacy_dataset_meta
 from convmlp_mm.models.builder import backbone_from
 from convmlp_mm.models.loading import load_model_checkpoint
 from convmlp_mm.models.official import load_backbone_checkpoint
@@ -102,8 +106,13 @@ def load_full_checkpoint(model: nn.Module, checkpoint: str) -> dict:
             'tools/train.py, e.g. work_dirs/<name>/epoch_12.pth)')
     loaded = load_model_checkpoint(model, checkpoint)
     meta = loaded.get('meta', {}) if isinstance(loaded, dict) else {}
-    if meta.get('dataset_meta'):
-        model.dataset_meta = meta['dataset_meta']
+    # The names the model was trained with, in its label order (mmcv 1's
+    # CLASSES too); a name twice is refused (convmlp_mm.config.classes).
+    classes = checkpoint_classes(meta, checkpoint)
+    if classes:
+        model.dataset_meta = dict(
+            meta.get('dataset_meta') or legacy_dataset_meta(meta),
+            classes=classes)
     return meta
 
 
@@ -119,8 +128,10 @@ def export_onnx(model: nn.Module, out: str,
                 opset: int = 20) -> List[str]:
     """Write ``model``'s network (see :class:`ExportNetwork`) to ``out``
     with dynamic height and width, traced at ``shape`` (H, W). Weights are
-    embedded in the file (one file; ONNX Runtime's quantization reads it).
-    Returns the output names."""
+    embedded in the file (one file; ONNX Runtime's quantization reads it),
+    written crash-safely (a ``.partial`` renamed into place; a full disk is
+    a :class:`~convmlp_mm.errors.DiskFullError`). Returns the output
+    names."""
     network = ExportNetwork(model).eval()
     names = network.output_names()
     x = torch.randn(1, 3, *shape)
@@ -130,6 +141,11 @@ def export_onnx(model: nn.Module, out: str,
     # The graph must not depend on the CPU that exported it: mlp_impl='auto'
     # computes the channel MLPs as 1x1 convolutions on AMD CPUs, so the
     # trace takes the F.linear path (2-D Gemms, docs/deployment.md) always.
+    # The longest step (about 20 s for RetinaNet-S on 2 cores) says so
+    # before it starts, and how long it took.
+    print(f'tracing {network.kind} at {shape[0]}x{shape[1]} with '
+          'torch.onnx.export (dynamo)...', flush=True)
+    started = time.monotonic()
     with torch.no_grad(), warnings.catch_warnings(), \
             channel_mlps_as(network, 'linear'):
         warnings.simplefilter('ignore')
@@ -138,17 +154,23 @@ def export_onnx(model: nn.Module, out: str,
             output_names=names, dynamic_shapes=({2: dyn['input'][2],
                                                  3: dyn['input'][3]}, ),
             opset_version=opset, external_data=False, optimize=True)
-    program.save(out, external_data=False)
+    print(f'traced in {time.monotonic() - started:.0f} s', flush=True)
     import onnx
-    proto = onnx.load(out)
     meta = dict(kind=network.kind, outputs=json.dumps(names),
                 traced_shape=json.dumps(list(shape)))
     if dataset_meta:
         meta['dataset_meta'] = json.dumps(_json_safe(dataset_meta))
-    for key, value in meta.items():
-        entry = proto.metadata_props.add()
-        entry.key, entry.value = f'convmlp_mm.{key}', value
-    onnx.save(proto, out)
+
+    def write(partial: str) -> None:
+        program.save(partial, external_data=False)
+        proto = onnx.load(partial)
+        for key, value in meta.items():
+            entry = proto.metadata_props.add()
+            entry.key, entry.value = f'convmlp_mm.{key}', value
+        onnx.save(proto, partial)
+
+    # As checkpoints are: never a truncated .onnx under its final name.
+    write_atomically(write, out, lambda: tensor_bytes(network.state_dict()))
     return names
 
 
@@ -167,6 +189,8 @@ def check_onnx(model: nn.Module, path: str,
     network = ExportNetwork(model).eval()
     rows = []
     gen = torch.Generator().manual_seed(seed)
+    print(f'checking ONNX Runtime against PyTorch at {len(sizes)} sizes')
+    progress = ProgressBar(len(sizes), file=sys.stderr)  # time left
     for size in sizes:
         x = torch.randn(1, 3, *size, generator=gen)
         with torch.no_grad():
@@ -183,9 +207,11 @@ def check_onnx(model: nn.Module, path: str,
             max_abs = max(max_abs, diff)
             max_rel = max(max_rel, diff / max(scale, 1e-12))
         rows.append(dict(size=tuple(size), max_abs=max_abs, max_rel=max_rel))
+        progress.update()
         if max_rel > tolerance:
             raise ExportError(
                 f'{path}: ONNX Runtime differs from PyTorch at '
                 f'{size[0]}x{size[1]} by {max_abs:.3g} ({max_rel:.3g} of '
                 f'the output range, tolerance {tolerance:g}).')
+    print()  # the progress bar's line ends
     return rows

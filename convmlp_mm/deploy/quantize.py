@@ -2,24 +2,28 @@
 per-channel int8 weights, uint8 activations, min-max calibration) of an
 exported graph, calibrated on images run through the config's own test
 pipeline and data preprocessor; and the comparison of the int8 file with
-the fp32 one (``tools/deploy/quantize_int8.py``)."""
+the fp32 one or with PyTorch (``tools/deploy/quantize_int8.py``)."""
 import contextlib
 import copy
 import io
 import os.path as osp
 import shutil
+import sys
 import tempfile
 from typing import Dict, Iterable, List, Optional, Sequence
 
 import numpy as np
 from mmengine.config import Config
+from mmengine.utils import ProgressBar
 
+from convmlp_mm.checkpoint import write_atomically
 from convmlp_mm.config import leaf_datasets, scope_registry
 from convmlp_mm.datasets.image_files import list_images
-from convmlp_mm.deploy.export import model_from_config
-from convmlp_mm.deploy.networks import model_kind
+from convmlp_mm.deploy.export import load_full_checkpoint, model_from_config
+from convmlp_mm.deploy.networks import ExportNetwork, model_kind
 from convmlp_mm.deploy.runtime import (
     OrtNetwork,
+    read_onnx,
     roi_head_path,
     use_onnxruntime,
 )
@@ -126,13 +130,27 @@ def calibration_inputs(model, cfg, image_paths: Sequence[str]
 
 
 class _Reader:
-    """ONNX Runtime's ``CalibrationDataReader`` protocol over arrays."""
+    """ONNX Runtime's ``CalibrationDataReader`` protocol over arrays, with
+    mmengine's progress bar (images done, time left): calibration runs the
+    whole fp32 graph on each input, minutes for many large images. ONNX
+    Runtime asks for the next input when it has run the last one."""
 
     def __init__(self, name: str, inputs: Iterable[np.ndarray]):
-        self.items = iter([{name: x} for x in inputs])
+        self.items = [{name: x} for x in inputs]
+        self.given = 0
+        self.progress = None
 
     def get_next(self):
-        return next(self.items, None)
+        if self.progress is None:
+            self.progress = ProgressBar(len(self.items), file=sys.stderr)
+        elif self.progress.completed < len(self.items):
+            self.progress.update()
+            if self.progress.completed == len(self.items):
+                self.progress.file.write('\n')  # as track_progress ends
+        if self.given >= len(self.items):
+            return None
+        self.given += 1
+        return self.items[self.given - 1]
 
 
 def quantize_int8(fp32_path: str, out_path: str,
@@ -142,8 +160,9 @@ def quantize_int8(fp32_path: str, out_path: str,
     """Write the int8 (QDQ) version of ``fp32_path`` to ``out_path``,
     calibrated on ``inputs``, quantizing the ops ``op_types``; keeps the
     graph's ``convmlp_mm.*`` metadata so the runtime handles it as the fp32
-    file, and a two-stage detector's RoI-head weights beside it. Returns
-    ``out_path``."""
+    file, and a two-stage detector's RoI-head weights beside it. Both are
+    written crash-safely (a ``.partial`` renamed into place; a full disk is
+    a :class:`~convmlp_mm.errors.DiskFullError`). Returns ``out_path``."""
     import onnx
     from onnxruntime.quantization import (
         CalibrationMethod,
@@ -154,7 +173,7 @@ def quantize_int8(fp32_path: str, out_path: str,
     from onnxruntime.quantization.shape_inference import quant_pre_process
     if not inputs:
         raise ValueError('quantize_int8 needs calibration inputs.')
-    source = onnx.load(fp32_path)
+    source = read_onnx(fp32_path)
     name = source.graph.input[0].name
     with tempfile.TemporaryDirectory() as tmp:
         # Shape inference and constant folding first, as ONNX Runtime's
@@ -162,8 +181,9 @@ def quantize_int8(fp32_path: str, out_path: str,
         # does not follow every op of the dynamo exporter's graph.
         pre = osp.join(tmp, 'pre.onnx')
         quant_pre_process(fp32_path, pre, skip_symbolic_shape=True)
+        quantized_path = osp.join(tmp, 'int8.onnx')
         quantize_static(
-            pre, out_path, _Reader(name, inputs),
+            pre, quantized_path, _Reader(name, inputs),
             quant_format=QuantFormat.QDQ, per_channel=per_channel,
             activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
             calibrate_method=CalibrationMethod.MinMax,
@@ -177,13 +197,17 @@ def quantize_int8(fp32_path: str, out_path: str,
             # LayerNorm and GELU stay fp32 (LN unharmed).
             op_types_to_quantize=list(op_types),
             extra_options=dict(CalibTensorRangeSymmetric=False))
-    quantized = onnx.load(out_path)
+        quantized = onnx.load(quantized_path)
     del quantized.metadata_props[:]
     for entry in source.metadata_props:
         quantized.metadata_props.add().CopyFrom(entry)
-    onnx.save(quantized, out_path)
-    if osp.isfile(roi_head_path(fp32_path)):
-        shutil.copyfile(roi_head_path(fp32_path), roi_head_path(out_path))
+    write_atomically(lambda partial: onnx.save(quantized, partial),
+                     out_path, lambda: quantized.ByteSize())
+    roi_head = roi_head_path(fp32_path)
+    if osp.isfile(roi_head):
+        write_atomically(
+            lambda partial: shutil.copyfile(roi_head, partial),
+            roi_head_path(out_path), osp.getsize(roi_head))
     return out_path
 
 
@@ -220,20 +244,41 @@ def match_detections(ref, other, score_thr: float = 0.3,
     return dict(reference=len(ref_boxes), other=len(boxes), matched=matched)
 
 
+def _pytorch_network(model):
+    """``model``'s network part as ONNX Runtime's is called: a float32
+    array in, the outputs (in the exported order) as arrays out."""
+    import torch
+    network = ExportNetwork(model).eval()
+
+    def run(x: np.ndarray) -> List[np.ndarray]:
+        with torch.no_grad():
+            return [t.numpy() for t in network(torch.from_numpy(x))]
+    return run
+
+
 def compare_int8(config: Config, fp32_path: str, int8_path: str,
-                 image_paths: Sequence[str],
-                 score_thr: float = 0.3) -> Dict:
-    """The int8 file against the fp32 one on ``image_paths``: ``max_rel``
-    (largest |raw output difference| over the largest |fp32 output|, over
-    every output and image) and, through the model's own post-processing,
-    ``detections`` (:func:`match_detections` summed over the images) or
+                 image_paths: Sequence[str], score_thr: float = 0.3,
+                 checkpoint: Optional[str] = None) -> Dict:
+    """The int8 file against a reference on ``image_paths``: the fp32 file,
+    or, with ``checkpoint``, PyTorch running that checkpoint (the model the
+    files were exported from). ``max_rel`` (largest |raw output difference|
+    over the largest |reference output|, over every output and image) and,
+    through the model's own post-processing, ``detections``
+    (:func:`match_detections` summed over the images) or
     ``pixel_agreement`` (fraction of equal labels in the segmentation
     maps)."""
     import torch
     from mmengine.dataset import pseudo_collate
-    networks = [OrtNetwork(fp32_path), OrtNetwork(int8_path)]
-    models = [use_onnxruntime(model_from_config(copy.deepcopy(config)),
-                              network) for network in networks]
+    int8 = OrtNetwork(int8_path)
+    models = [model_from_config(copy.deepcopy(config)),
+              use_onnxruntime(model_from_config(copy.deepcopy(config)),
+                              int8)]
+    if checkpoint is None:
+        networks = [OrtNetwork(fp32_path), int8]
+        models[0] = use_onnxruntime(models[0], networks[0])
+    else:
+        load_full_checkpoint(models[0], checkpoint)
+        networks = [_pytorch_network(models[0]), int8]
     kind = model_kind(models[0])
     pipeline = test_pipeline(config)
     max_rel = 0.0
@@ -260,7 +305,8 @@ def compare_int8(config: Config, fp32_path: str, int8_path: str,
                                       outs[1].pred_instances, score_thr)
             for key in totals:
                 totals[key] += counts[key]
-    report = dict(kind=kind, images=len(image_paths), max_rel=max_rel)
+    report = dict(kind=kind, images=len(image_paths), max_rel=max_rel,
+                  reference='pytorch' if checkpoint else 'fp32')
     if kind == 'segmentor':
         report['pixel_agreement'] = equal / max(pixels, 1)
     else:

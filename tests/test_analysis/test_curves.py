@@ -57,3 +57,14 @@ def test_unknown_key_and_empty_folder_are_errors(runs, tmp_path, capsys):
         tool.main([runs[0], '--keys', 'mAP', '--out',
                    str(tmp_path / 'x.png')])
     assert not (tmp_path / 'x.png').exists()
+
+
+def test_missing_metric_names_what_the_runs_logged_and_why(runs, tmp_path):
+    # A run too short to validate (the issue: a short run logged no
+    # bbox_mAP, and plot_curves stopped without saying why).
+    with pytest.raises(ConfigError) as error:
+        plot_curves(runs, ['loss', 'bbox_mAP'], str(tmp_path / 'x.png'))
+    message = str(error.value)
+    # The names mmengine wrote for the toy runs (tests/toy_runner.py).
+    assert 'they logged data_time, loss, lr, time.' in message
+    assert 'train_cfg.val_interval' in message

@@ -16,7 +16,7 @@ from tools_run import explain, python_tool, run
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group('learned_segmentor')]
 
 
-@pytest.fixture(scope='module')
+@pytest.fixture(scope='session')
 def fp32(learned_segmentor, tmp_path_factory):
     tmp = tmp_path_factory.mktemp('quantize')
     out = str(tmp / 'semfpn.onnx')
@@ -95,11 +95,20 @@ def test_quantize_from_folder_with_chosen_ops(fp32, learned_segmentor,
                            learned_segmentor['config'], fp32, int8,
                            '--calibration-dir', folder,
                            '--calibration-images', '4', '--ops', 'Conv',
-                           '--parity-images', '0'), tmp_path, timeout=600)
+                           '--parity-images', '2', '--checkpoint',
+                           learned_segmentor['checkpoint'], '--data-root',
+                           learned_segmentor['data_root']), tmp_path,
+               timeout=600)
     assert proc.returncode == 0, explain(proc)
     assert proc.stdout.splitlines()[0] == (
         f'calibrating on 4 images of {folder}; quantizing Conv')
-    assert 'int8 vs fp32' not in proc.stdout
+    # --checkpoint: compared with PyTorch running the trained weights (with
+    # random weights there, the label maps would not agree).
+    parity = re.search(
+        r'int8 vs PyTorch on 2 test images: max rel\. diff of raw outputs '
+        r'(\S+); (\S+)% of pixels labelled the same', proc.stdout)
+    assert parity, explain(proc)
+    assert float(parity.group(2)) >= 99.0
     # The channel MLPs' Gemms stay fp32 (the default quantizes them).
     assert 'Conv' in _int8_readers(int8)
     assert 'Gemm' not in _int8_readers(int8)

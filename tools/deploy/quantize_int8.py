@@ -1,6 +1,7 @@
 """int8 for CPUs: quantize an exported .onnx (ONNX Runtime's static
 quantization, QDQ, calibrated on images through the config's own test
-pipeline), then compare it with the fp32 file on a few test images.
+pipeline), then compare it with the fp32 file (or, with --checkpoint, with
+PyTorch) on a few test images.
 
 Examples::
 
@@ -51,6 +52,10 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument('--parity-images', type=int, default=4, metavar='N',
                         help='test-set images compared with fp32 '
                         '(default: 4; 0: no comparison)')
+    parser.add_argument('--checkpoint', metavar='PTH',
+                        help='compare int8 with PyTorch running this '
+                        'checkpoint (the one the .onnx was exported from) '
+                        'instead of with the fp32 .onnx')
     add_cfg_options(parser, 'model.test_cfg.score_thr=0.1')
     return parser.parse_args(argv)
 
@@ -71,6 +76,7 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
         model_from_config,
         pick_images,
         quantize_int8,
+        read_onnx,
     )
     from convmlp_mm.errors import ConfigError
     if not args.out.endswith('.onnx'):
@@ -78,9 +84,7 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
     if osp.abspath(args.out) == osp.abspath(args.onnx):
         raise ConfigError(f'{args.out}: write the int8 file beside the '
                           'fp32 one, not over it')
-    if not osp.isfile(args.onnx):
-        raise FileNotFoundError(f'ONNX model not found: {args.onnx} (write '
-                                'one with tools/deploy/export_onnx.py)')
+    read_onnx(args.onnx)  # a damaged or foreign file stops here, at once
     check_ops(args.ops)
     cfg = load_config(args.config, args.cfg_options)
     if args.data_root:
@@ -100,15 +104,17 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
     if args.parity_images > 0:
         test = pick_images(cfg, args.parity_images,
                            loader='test_dataloader')
-        parity = compare_int8(cfg, args.onnx, args.out, test)
-        line = (f'int8 vs fp32 on {parity["images"]} test images: max rel. '
-                f'diff of raw outputs {parity["max_rel"]:.3g}; ')
+        parity = compare_int8(cfg, args.onnx, args.out, test,
+                              checkpoint=args.checkpoint)
+        reference = 'PyTorch' if args.checkpoint else 'fp32'
+        line = (f'int8 vs {reference} on {parity["images"]} test images: '
+                f'max rel. diff of raw outputs {parity["max_rel"]:.3g}; ')
         if 'pixel_agreement' in parity:
             line += (f'{100 * parity["pixel_agreement"]:.2f}% of pixels '
                      'labelled the same')
         else:
             det = parity['detections']
-            line += (f'{det["matched"]} of {det["reference"]} fp32 '
+            line += (f'{det["matched"]} of {det["reference"]} {reference} '
                      f'detections (score >= {det["score_thr"]:g}) found by '
                      f'int8 (same class, IoU >= 0.5); int8 has '
                      f'{det["other"]}')
