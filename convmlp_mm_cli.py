@@ -6,7 +6,7 @@ package runs ``convmlp_mm/__init__.py``, which registers the models and so
 imports torch, mmcv, mmdet and mmseg (seconds). The tools import this module
 (the standard library only), parse their arguments, and import the package
 after: ``--help`` and a usage mistake answer at once. ``convmlp_mm.cli``
-re-exports every name here.
+re-exports the error handling and the argument builders.
 
 Each tool's ``main`` is wrapped with :func:`command`: a user mistake (bad
 data, checkpoint, config, flag or file) ends with one line
@@ -22,22 +22,38 @@ The builders (:func:`run_parser`, :func:`parse_run_args`,
 each flag the tools share once, with the same name, type and help in every
 tool; :func:`parse_shape` reads the sizes (``224``, ``800x1333``) of every
 tool.
+
+:func:`startup_signals` (``tools/train.py``) makes a SIGTERM or SIGUSR1 that
+comes before training starts exit with :data:`PREEMPTED_EXIT_CODE` and one
+line, as the ``PreemptionHook`` does once it takes over.
 """
 import argparse
+import contextlib
 import errno
 import functools
 import os
+import signal
 import sys
+import threading
 import traceback
-from typing import Callable, List, Optional, Sequence, Tuple, Union
+from typing import (
+    Callable,
+    Dict,
+    Iterator,
+    List,
+    Optional,
+    Sequence,
+    Tuple,
+    Union,
+)
 
-__all__ = ['DEBUG_ENV', 'DEBUG_FLAG', 'CfgOptions', 'add_cfg_options',
-           'add_class_arguments', 'add_model_arguments',
+__all__ = ['DEBUG_ENV', 'DEBUG_FLAG', 'PREEMPTED_EXIT_CODE', 'CfgOptions',
+           'add_cfg_options', 'add_class_arguments', 'add_model_arguments',
            'add_shape_argument', 'add_test_view_arguments',
-           'add_train_weight_arguments', 'command', 'error_line',
-           'is_user_error', 'one_line', 'optional_checkpoint',
+           'add_train_weight_arguments', 'command', 'end_startup_signals',
+           'error_line', 'is_user_error', 'one_line', 'optional_checkpoint',
            'parse_run_args', 'parse_shape', 'raise_user_error', 'run_parser',
-           'shape_type']
+           'shape_type', 'startup_signals']
 
 DEBUG_ENV = 'CONVMLP_DEBUG'
 DEBUG_FLAG = '--debug'
@@ -155,6 +171,75 @@ def raise_user_error() -> None:
 
 
 # --------------------------------------------------------------------------
+# Signals before training starts
+# --------------------------------------------------------------------------
+# sysexits.h EX_TEMPFAIL, "try again later": what a run stopped by a
+# preemption signal exits with, saved or not. Not 0 (Slurm and Kubernetes
+# would call the job done), not 128 + a signal number (what a process
+# killed without handling it reports), not 1 (a crash).
+PREEMPTED_EXIT_CODE = 75
+STARTUP_SIGNALS = ('SIGTERM', 'SIGUSR1')
+
+# Signal number -> the handler startup_signals replaced.
+_replaced: Dict[int, object] = {}
+
+
+class _StoppedDuringStartup(BaseException):
+    """A BaseException, as KeyboardInterrupt: no ``except Exception`` on
+    the way (a library's retry, a data check) may swallow the stop."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _stop_startup(signum, frame) -> None:
+    # Raising is the one way to leave an import, a data check or a model
+    # build at once; nothing has been saved yet, so nothing is cut short.
+    raise _StoppedDuringStartup(signum)
+
+
+def end_startup_signals() -> None:
+    """Put back the handlers :func:`startup_signals` replaced (the default
+    action, usually), where they are still its own. The runner calls this
+    when training starts, just before the ``PreemptionHook`` installs its
+    handlers; a no-op outside :func:`startup_signals`."""
+    for signum, previous in list(_replaced.items()):
+        if signal.getsignal(signum) is _stop_startup:
+            signal.signal(signum, previous)
+        del _replaced[signum]
+
+
+@contextlib.contextmanager
+def startup_signals() -> Iterator[None]:
+    """Around a training tool's ``main``: a SIGTERM or SIGUSR1 (a
+    preemption, ``--signal=USR1@T``) that comes during start-up (imports,
+    data checks, model build, checkpoint loading; until
+    :func:`end_startup_signals`) ends the run with one line on stderr and
+    :data:`PREEMPTED_EXIT_CODE`, as a preempted run, so that a wrapper that
+    requeues on 75 runs it again. Nothing has been trained, so nothing is
+    saved. In the main thread only (where signal handlers live)."""
+    if threading.current_thread() is threading.main_thread():
+        for name in STARTUP_SIGNALS:
+            signum = getattr(signal, name)
+            _replaced.setdefault(signum, signal.signal(signum,
+                                                       _stop_startup))
+    try:
+        try:
+            yield
+        finally:
+            # Inside the outer try: a signal that comes while the handlers
+            # are put back still ends in the line below.
+            end_startup_signals()
+    except _StoppedDuringStartup as stop:
+        print(f'stopped by {signal.Signals(stop.signum).name} during '
+              'start-up, before the first training iteration: nothing was '
+              f'saved (exit status {PREEMPTED_EXIT_CODE}); run the same '
+              'command again', file=sys.stderr, flush=True)
+        raise SystemExit(PREEMPTED_EXIT_CODE) from None
+
+
+# --------------------------------------------------------------------------
 # Argument builders
 # --------------------------------------------------------------------------
 def parse_shape(shape: Union[str, Sequence[int]]) -> Tuple[int, int]:
@@ -235,9 +320,9 @@ def add_class_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         '--classes',
         help='"auto": read the class names from the data (the COCO '
-        'annotation file\'s categories; for segmentation DATA_ROOT/'
-        'classes.txt) and set them in every dataset and head; or the names '
-        'themselves, comma-separated (docs/own_data.md)')
+        'annotation file\'s categories, in its order; for segmentation '
+        'DATA_ROOT/classes.txt) and set them in every dataset and head; or '
+        'the names themselves, comma-separated (docs/own_data.md)')
     parser.add_argument(
         '--classes-subset-ok',
         action='store_true',

@@ -18,6 +18,7 @@ __all__ = [
     'NonFiniteCheckpointError',
     'NonFiniteLossError',
     'NonFiniteMetricError',
+    'OnnxModelError',
     'SyntheticDatasetError',
     'WorkDirInUseError',
 ]
@@ -75,3 +76,8 @@ class InferenceInputError(ValueError):
 
 class ExportError(RuntimeError):
     """The exported graph is invalid or does not reproduce PyTorch."""
+
+
+class OnnxModelError(ExportError):
+    """An ``.onnx`` file that cannot be read or run: truncated, not ONNX,
+    external data out of reach, or not written by the exporter."""

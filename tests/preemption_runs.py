@@ -261,3 +261,37 @@ def max_abs_diff(a: dict, b: dict) -> float:
     assert a.keys() == b.keys()
     return max((a[k].double() - b[k].double()).abs().max().item()
                for k in a if a[k].is_floating_point())
+
+
+def two_process_reference(tmp_path_factory) -> dict:
+    """The uninterrupted run for the two-process tests (one node of two
+    processes, tests/test_engine/test_exact_resume.py; two nodes of one,
+    tests/test_tools/test_multinode.py: the same world size and ranks):
+    the tiny RetinaNet of :func:`write_detection` (paper randomness on) on
+    12 images, 2 processes x 2 images (3 iterations per epoch, 2 epochs),
+    by ./dist_detection.sh. ``config``, ``data``, ``weights``; made once
+    per test run, read only."""
+    import subprocess
+
+    from artifacts import shared_artifact
+
+    from tools_run import explain, free_port, tool_env
+
+    def build(folder):
+        _, config = write_detection(folder)
+        data = make_coco_dataset(osp.join(folder, 'coco12'), num_train=12,
+                                 num_val=2, image_size=(64, 48),
+                                 classes=('circle', 'square', 'triangle'))
+        work_dir = osp.join(folder, 'uninterrupted')
+        env = tool_env(folder, dict(ENV, PORT=str(free_port())))
+        for name in ('NNODES', 'NODE_RANK', 'MASTER_ADDR', 'MASTER_PORT'):
+            env.pop(name, None)
+        proc = subprocess.run(
+            [osp.join(REPO, 'dist_detection.sh'), config, '2', data,
+             '--work-dir', work_dir], cwd=REPO, env=env, timeout=240,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        assert proc.returncode == 0, explain(proc)
+        return dict(config=config, data=data,
+                    weights=osp.join(work_dir, 'epoch_2.pth'))
+    return shared_artifact(tmp_path_factory, 'reference_detection_2procs',
+                           build)

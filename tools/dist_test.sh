@@ -3,7 +3,8 @@
 #   tools/dist_test.sh CONFIG CHECKPOINT GPUS [tools/test.py args]
 # One process per GPU; on a machine without CUDA, GPUS CPU processes over
 # gloo.
-# Several nodes: NNODES, NODE_RANK, MASTER_ADDR, PORT, as upstream.
+# Several nodes: NNODES, NODE_RANK, MASTER_ADDR, PORT (or MASTER_PORT), as
+# upstream.
 set -euo pipefail
 
 if [ $# -lt 3 ]; then
@@ -16,7 +17,8 @@ GPUS=$3
 shift 3
 NNODES=${NNODES:-1}
 NODE_RANK=${NODE_RANK:-0}
-PORT=${PORT:-29500}
+# torchrun's own name for the port, MASTER_PORT, is read too.
+PORT=${PORT:-${MASTER_PORT:-29500}}
 MASTER_ADDR=${MASTER_ADDR:-127.0.0.1}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 # The environment `make install` made, unless PYTHON names another.

@@ -4,7 +4,9 @@
 # (./dist_detection.sh and ./dist_segmentation.sh CONFIG GPUS DATA_ROOT add
 # --task and --data-root). One process per GPU; on a machine without CUDA,
 # GPUS CPU processes over gloo.
-# Several nodes: NNODES, NODE_RANK, MASTER_ADDR, PORT, as upstream.
+# Several nodes: NNODES, NODE_RANK, MASTER_ADDR, PORT (or MASTER_PORT), as
+# upstream. A preempted run (tools/train.py exits 75) exits 75 on every
+# node (tools/dist_launch.py: torchrun itself would exit 1).
 set -euo pipefail
 
 if [ $# -lt 2 ]; then
@@ -16,8 +18,8 @@ GPUS=$2
 shift 2
 NNODES=${NNODES:-1}
 NODE_RANK=${NODE_RANK:-0}
-PORT=${PORT:-29500}
-MASTER_ADDR=${MASTER_ADDR:-127.0.0.1}
+# torchrun's own name for the port, MASTER_PORT, is read too.
+PORT=${PORT:-${MASTER_PORT:-29500}}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 # The environment `make install` made, unless PYTHON names another.
 if [ -z "${PYTHON:-}" ]; then
@@ -29,12 +31,26 @@ if ! [[ "$GPUS" =~ ^[1-9][0-9]*$ ]]; then
     echo "error: GPUS must be a positive number of processes per node, got '$GPUS'" >&2
     exit 2
 fi
+if ! [[ "$NNODES" =~ ^[1-9][0-9]*$ ]]; then
+    echo "error: NNODES must be a positive number of nodes, got '$NNODES'" >&2
+    exit 2
+fi
+if ! [[ "$NODE_RANK" =~ ^[0-9]+$ ]] || [ "$NODE_RANK" -ge "$NNODES" ]; then
+    echo "error: NODE_RANK must be 0 to $((NNODES - 1)) with NNODES=$NNODES, got '$NODE_RANK'" >&2
+    exit 2
+fi
+# Without it every node but the first would wait for a master on itself.
+if [ "$NNODES" -gt 1 ] && [ -z "${MASTER_ADDR:-}" ]; then
+    echo "error: NNODES=$NNODES needs MASTER_ADDR, the address of the NODE_RANK=0 node, set on every node" >&2
+    exit 2
+fi
+MASTER_ADDR=${MASTER_ADDR:-127.0.0.1}
 
 # Config, task and data folder are checked once, here, rather than failing
 # in every process.
 "$PYTHON" "$ROOT/tools/train.py" "$CONFIG" --preflight "$@"
 
-exec "$PYTHON" -m torch.distributed.run \
+exec "$PYTHON" "$ROOT/tools/dist_launch.py" \
     --nnodes="$NNODES" \
     --node_rank="$NODE_RANK" \
     --master_addr="$MASTER_ADDR" \

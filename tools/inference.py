@@ -41,7 +41,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                         'keeps all predictions)')
     parser.add_argument('--batch-size', type=int, default=1)
     parser.add_argument('--classes', nargs='+',
-                        help='class names, overriding the checkpoint\'s')
+                        help='class names, label 0 first: rename the '
+                        'checkpoint\'s classes (never reorder them)')
     parser.add_argument(
         '--backend', choices=('pytorch', 'onnxruntime'), default='pytorch',
         help='onnxruntime: CHECKPOINT is a .onnx from '
@@ -54,8 +55,9 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
     args = parse_args(argv)
     # After parsing: --help answers before torch loads.
     from convmlp_mm.apis import inference
+    from convmlp_mm.cli import device_of
     summary = inference(args.config, args.checkpoint, args.inputs,
-                        args.out_dir, device=args.device,
+                        args.out_dir, device=device_of(args.device),
                         score_thr=args.score_thr,
                         batch_size=args.batch_size, classes=args.classes,
                         cfg_options=args.cfg_options, backend=args.backend)

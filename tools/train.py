@@ -10,6 +10,7 @@ from convmlp_mm_cli import (
     command,
     parse_run_args,
     run_parser,
+    startup_signals,
 )
 
 
@@ -57,13 +58,19 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 @command
 def main(argv=None) -> None:
-    args = parse_args(argv)
-    # After parsing: --help answers before torch loads.
-    from convmlp_mm.config import prepare_train_config
-    from convmlp_mm.engine import build_runner
-    cfg = prepare_train_config(args)
-    if not args.preflight:
-        build_runner(cfg, args.launcher).train()
+    # A preemption signal before training starts exits 75 (try again),
+    # as one during training does (docs/preemption.md).
+    with startup_signals():
+        args = parse_args(argv)
+        # After parsing: --help answers before torch loads.
+        from convmlp_mm.config import completed_run, prepare_train_config
+        from convmlp_mm.engine import build_runner
+        cfg = prepare_train_config(args)
+        complete = completed_run(cfg)
+        if complete:
+            print(complete)
+        elif not args.preflight:
+            build_runner(cfg, args.launcher, for_training=True).train()
 
 
 if __name__ == '__main__':

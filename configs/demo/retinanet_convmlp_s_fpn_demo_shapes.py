@@ -30,6 +30,25 @@ test_pipeline = [
         meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape',
                    'scale_factor'))
 ]
+# --tta (tools/test.py): mmdet's RetinaNet recipe (retinanet_tta.py: the
+# test scale, a smaller and a larger one, each flipped and not, boxes merged
+# by NMS) at this config's scale. The base's 1333x800 to 2000x1200 would test
+# a model trained at 256x192 at 4 to 8 times its size.
+img_scales = [img_scale, (192, 144), (320, 240)]
+tta_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(
+        type='TestTimeAug',
+        transforms=[
+            [dict(type='Resize', scale=s, keep_ratio=True)
+             for s in img_scales],
+            [dict(type='RandomFlip', prob=1.),
+             dict(type='RandomFlip', prob=0.)],
+            [dict(type='LoadAnnotations', with_bbox=True)],
+            [dict(type='PackDetInputs',
+                  meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape',
+                             'scale_factor', 'flip', 'flip_direction'))]])
+]
 # Tiny images: loading in the main process is faster than worker processes
 # on a 2-core machine.
 train_dataloader = dict(

@@ -19,6 +19,7 @@ import torch
 from mmengine.visualization import Visualizer
 
 from convmlp_mm.apis import collect_inputs
+from convmlp_mm.apis.inputs import read_image
 from convmlp_mm.datasets.image_files import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
 from convmlp_mm.errors import InferenceInputError
 from convmlp_mm.models import ConvMLP, load_backbone_checkpoint
@@ -53,10 +54,10 @@ def find_images(paths: Sequence[str]) -> List[str]:
 
 
 def load_image(path: str, shape: Optional[Tuple[int, int]]) -> np.ndarray:
-    """BGR uint8 image, resized to ``shape`` (height, width) if given."""
-    image = mmcv.imread(path)
-    if image is None:
-        raise ValueError(f'Cannot read an image from {path}.')
+    """BGR uint8 image, resized to ``shape`` (height, width) if given. Read
+    as inference reads its inputs: the pixel limit before decoding, and
+    :class:`InferenceInputError` naming a file that does not decode."""
+    image = mmcv.rgb2bgr(read_image(path))
     if shape is not None:
         image = mmcv.imresize(image, (shape[1], shape[0]))
     return image

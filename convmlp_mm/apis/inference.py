@@ -33,8 +33,6 @@ import cv2
 import mmcv
 import mmengine
 import numpy as np
-import torch
-from mmcv.ops import batched_nms
 from mmengine.config import Config
 from mmengine.dataset import pseudo_collate
 
@@ -45,10 +43,23 @@ from convmlp_mm.apis.inputs import (
     read_image,
     unique_name,
 )
-from convmlp_mm.config import check_config, config_classes, task_of
+from convmlp_mm.config import (
+    check_config,
+    checkpoint_classes,
+    config_classes,
+    draw_iou_threshold,
+    loader_datasets,
+    model_classes,
+    task_of,
+)
 from convmlp_mm.datasets.image_files import VIDEO_EXTENSIONS
+from convmlp_mm.datasets.transforms import CheckedLoadImageFromFile
 from convmlp_mm.deploy.export import loss_build_warnings_off
 from convmlp_mm.deploy.runtime import OrtNetwork, use_onnxruntime
+from convmlp_mm.engine.visualization import (
+    detections_to_draw,
+    drawn_detections,
+)
 from convmlp_mm.models.loading import strict_inferencer
 
 
@@ -72,14 +83,13 @@ def _drop_annotation_loading(cfg: Config) -> None:
     ]
 
 
-def _onnx_inferencer(inferencer_cls: type, onnx_path: str,
+def _onnx_inferencer(inferencer_cls: type, network: OrtNetwork,
                      cfg: Config) -> type:
     """A subclass of ``DetInferencer`` / ``MMSegInferencer`` whose model
-    runs its network in ONNX Runtime (``onnx_path``). Its class names and
-    palette come from the file's metadata (written at export), else the
-    config's test dataset; the base class's warnings about random weights
-    and default COCO / Cityscapes classes would be false here."""
-    network = OrtNetwork(onnx_path)
+    runs ``network`` in ONNX Runtime. Its class names and palette come from
+    the file's metadata (written at export), else the config's test
+    dataset; the base class's warnings about random weights and default
+    COCO / Cityscapes classes would be false here."""
 
     def _load_weights_to_model(self, model, checkpoint, config):
         use_onnxruntime(model, network)
@@ -105,10 +115,12 @@ def build_inferencer(config: Union[str, Config],
     ``tools/deploy/export_onnx.py``, whose network runs in ONNX Runtime
     (:func:`convmlp_mm.deploy.runtime.use_onnxruntime`).
 
-    Class names come from ``classes``, else the checkpoint's
-    ``meta['dataset_meta']`` (saved by mmengine's Runner), else the config's
-    test dataset ``metainfo``; a head whose number of classes differs from
-    the names found is an error, not a silently wrong legend."""
+    Class names (:func:`convmlp_mm.config.model_classes`): the
+    checkpoint's ``meta['dataset_meta']`` (saved by mmengine's Runner, in
+    the order the model was trained), which ``classes`` may rename but not
+    reorder; else ``classes``; else the config's test dataset
+    ``metainfo``. A head whose number of classes differs from the names
+    found is an error, not a silently wrong legend."""
     if isinstance(config, str):
         if not osp.isfile(config):
             raise FileNotFoundError(f'Config file not found: {config}')
@@ -143,12 +155,35 @@ def build_inferencer(config: Union[str, Config],
     # LocalVisBackend without save_dir only warns.
     if cfg.get('visualizer') is not None:
         cfg.visualizer.vis_backends = None
+    # A config a training wrote (work_dirs/<run>/<config>.py) loads images
+    # with CheckedLoadImageFromFile; the inferencers look for upstream's
+    # LoadImageFromFile to put their own loader in its place.
+    for _, dataset in loader_datasets(cfg, ('test_dataloader', )):
+        for step in dataset.get('pipeline') or []:
+            if step.get('type') == CheckedLoadImageFromFile.__name__:
+                step['type'] = 'LoadImageFromFile'
+
+    # The class names the weights' file records (checkpoint meta, ONNX
+    # metadata), before the inferencers put their defaults in their place.
+    recorded = []
+    network = OrtNetwork(onnx_path) if onnx_path is not None else None
+    if network is not None:
+        recorded.append(checkpoint_classes(
+            dict(dataset_meta=network.dataset_meta or {}), onnx_path))
 
     def make(inferencer_cls: type) -> type:
-        if onnx_path is not None:
-            made = _onnx_inferencer(inferencer_cls, onnx_path, cfg)
+        if network is not None:
+            made = _onnx_inferencer(inferencer_cls, network, cfg)
         else:
-            made = strict_inferencer(inferencer_cls, checkpoint)
+            strict = strict_inferencer(inferencer_cls, checkpoint)
+
+            def _load_weights_to_model(self, model, loaded, model_cfg):
+                recorded.append(checkpoint_classes(
+                    (loaded or {}).get('meta'), checkpoint))
+                strict._load_weights_to_model(self, model, loaded, model_cfg)
+
+            made = type(inferencer_cls.__name__, (strict, ),
+                        {'_load_weights_to_model': _load_weights_to_model})
 
         def _init_collate(self, cfg: Config):
             # Without a collate_fn in the config the base class ends at
@@ -171,22 +206,20 @@ def build_inferencer(config: Union[str, Config],
         from mmengine.model import revert_sync_batchnorm
         from mmseg.apis import MMSegInferencer
         with loss_build_warnings_off():
+            # Class names and palette are set below, checked against the
+            # head: mmseg's own check of classes asserts with no message.
             inferencer = make(MMSegInferencer)(
-                model=cfg, weights=checkpoint, classes=classes,
-                palette=palette, device=device)
+                model=cfg, weights=checkpoint, device=device)
         # SyncBN needs a process group; in eval mode BN computes the same.
         inferencer.model = revert_sync_batchnorm(inferencer.model)
 
     num_classes = _head_num_classes(inferencer.model)
     meta = inferencer.model.dataset_meta
-    if classes is not None:
-        chosen = tuple(classes)
-    elif num_classes is not None and \
-            len(meta.get('classes') or ()) != num_classes and \
-            config_classes(cfg) is not None:
-        chosen = config_classes(cfg)  # checkpoint without dataset_meta
-    else:
-        chosen = tuple(meta.get('classes') or ())
+    # The one rule (convmlp_mm.config.classes): the file's recorded names,
+    # which --classes may rename but not reorder, else the config's.
+    chosen = model_classes(recorded[0] if recorded else None,
+                           config_classes(cfg), classes, num_classes,
+                           onnx_path or checkpoint or 'the model')
     if num_classes is not None and len(chosen) != num_classes:
         raise ValueError(
             f'The model predicts {num_classes} classes but {len(chosen)} '
@@ -258,50 +291,6 @@ def _detection_record(prediction: dict, class_names: Sequence[str],
     return record
 
 
-# When the config's test_cfg names no NMS (mmdet's default for RetinaNet and
-# Mask R-CNN's box head).
-DEFAULT_DRAW_IOU = 0.5
-
-
-def draw_iou_threshold(cfg: Config) -> float:
-    """The IoU above which a box is a duplicate of a higher-scored one in
-    the pictures: the config's own test-time NMS threshold
-    (``model.test_cfg.nms``, or ``.rcnn.nms`` for two-stage detectors),
-    applied across classes."""
-    test_cfg = cfg.model.get('test_cfg') or {}
-    for part in (test_cfg.get('rcnn') or {}, test_cfg):
-        nms = part.get('nms') if hasattr(part, 'get') else None
-        if nms and nms.get('iou_threshold') is not None:
-            return float(nms['iou_threshold'])
-    return DEFAULT_DRAW_IOU
-
-
-def drawn_detections(instances, score_thr: float,
-                     iou_thr: float = DEFAULT_DRAW_IOU) -> np.ndarray:
-    """Which of ``instances`` (mmdet ``pred_instances``: ``bboxes``,
-    ``scores``, ``labels``) a picture shows, in drawing order.
-
-    The config's NMS runs per class, so one object can keep a box of
-    each class (RetinaNet's sigmoid scores); drawn as they come, the
-    weaker box's label can cover the right one. Here: the boxes scored at
-    least ``score_thr``, then mmcv's ``batched_nms`` across classes at
-    ``iou_thr`` (a box overlapping a higher-scored drawn box by more is
-    not drawn), ordered by rising score so the best is drawn last, on
-    top. Returns indices into ``instances``."""
-    scores = torch.as_tensor(instances.scores).float().cpu()
-    keep = torch.nonzero(scores >= score_thr).flatten()
-    if keep.numel() == 0:
-        return np.zeros(0, dtype=np.int64)
-    boxes = torch.as_tensor(instances.bboxes).float().cpu()[keep]
-    labels = torch.as_tensor(instances.labels).cpu()[keep]
-    _, kept = batched_nms(boxes, scores[keep], labels,
-                          dict(type='nms', iou_threshold=iou_thr),
-                          class_agnostic=True)
-    chosen = keep[kept]
-    order = torch.argsort(scores[chosen], stable=True)
-    return chosen[order].numpy()
-
-
 def _segmentation_record(label_map: np.ndarray,
                          class_names: Sequence[str]) -> dict:
     ids, counts = np.unique(label_map, return_counts=True)
@@ -337,16 +326,7 @@ def _draw(inferencer, task: str, rgb: np.ndarray, sample,
     that order."""
     kwargs = {}
     if task == 'detection':
-        sample = sample.clone()
-        instances = sample.pred_instances[torch.from_numpy(drawn)]
-        # Drawn inside the picture: mmengine's visualizer warns about any
-        # corner not strictly inside, and boxes may reach the border.
-        height, width = rgb.shape[:2]
-        boxes = instances.bboxes.clone()
-        boxes[:, 0::2] = boxes[:, 0::2].clamp(0, width - 0.01)
-        boxes[:, 1::2] = boxes[:, 1::2].clamp(0, height - 0.01)
-        instances.bboxes = boxes
-        sample.pred_instances = instances
+        sample = detections_to_draw(sample, drawn, *rgb.shape[:2])
         kwargs = dict(pred_score_thr=-1.0)  # already chosen
     inferencer.visualizer.add_datasample(
         'prediction', rgb, sample, draw_gt=False, draw_pred=True, show=False,
@@ -381,7 +361,7 @@ def inference(config: Union[str, Config],
             keeps every prediction with its score (``num_drawn`` counts the
             drawn ones).
         batch_size: Images per forward pass.
-        classes: Class names, overriding the checkpoint's.
+        classes: Class names, renaming the checkpoint's (in its order).
         palette: Colours (a list of RGB triples) or, for detection, one of
             mmdet's palette names (``'random'``, ``'coco'``...).
         cfg_options: Config overrides, e.g.

@@ -4,6 +4,10 @@ or videos, which are refused, and output names that never collide.
 Only regular files are opened: ``os.stat`` decides before any ``open``, so a
 FIFO (which blocks the reader until a writer comes), a device such as
 ``/dev/zero`` (endless) or a socket is refused instead of hanging the run.
+An image is decoded only once its header says it has at most
+:func:`~convmlp_mm.datasets.checks.images.max_pixels` pixels
+(``CONVMLP_MAX_PIXELS``, as in the data checks): a 440 KB PNG can hold
+20000x20000 of them, 1.2 GB decoded.
 """
 import os
 import os.path as osp
@@ -56,7 +60,8 @@ def check_regular_file(path: str, limit: int = 0) -> int:
 
 def read_image(path: str) -> np.ndarray:
     """The RGB pixels of an image file; :class:`InferenceInputError` naming
-    the file when it is not a regular file, too large, truncated or does not
+    the file when it is not a regular file, too large (in bytes, or in
+    pixels by its header, before decoding), truncated or does not
     decode."""
     check_regular_file(path, MAX_IMAGE_BYTES)
     try:

@@ -32,8 +32,8 @@ from convmlp_mm.benchmark.sections import (
     run_scaling,
     run_switches,
 )
+from convmlp_mm.cli import device_of
 from convmlp_mm.engine.allocator import keep_freed_cpu_memory
-from convmlp_mm.errors import ConfigError
 
 __all__ = ['run_benchmark']
 
@@ -42,11 +42,8 @@ def run_benchmark(args: argparse.Namespace) -> dict:
     """Run the benchmark that ``args`` (the parsed command line of
     ``tools/analysis/benchmark.py``) describes; the number of threads is
     restored afterwards."""
-    device = torch.device(args.device or (
+    device = torch.device(device_of(args.device) or (
         'cuda' if torch.cuda.is_available() else 'cpu'))
-    if device.type == 'cuda' and not torch.cuda.is_available():
-        raise ConfigError('--device cuda asked for, but torch sees no GPU; '
-                          'use --device cpu.')
     # As tools/train.py does: freed CPU memory stays in the process, so the
     # steps measured here do not pay page faults that training does not.
     keep_freed_cpu_memory()

@@ -7,6 +7,12 @@ a file of N bytes needs N bytes free even when it replaces one of N bytes.
 A write that finds the disk full (``ENOSPC``, ``EDQUOT``) or the file too
 large (``EFBIG``) removes its ``.partial`` and raises :class:`DiskFullError`
 naming the file, the bytes needed and the bytes free; the old file is kept.
+A write that fails with any other error removes its ``.partial`` too.
+
+torch's own writer (``torch.save`` to a path) reports a failed write as a
+``RuntimeError`` from ``inline_container.cc`` without the reason, so
+:func:`save_checkpoint_atomically` hands it a Python file object: the
+``OSError`` (with its errno) is then the ``RuntimeError``'s context.
 """
 import errno
 import os
@@ -47,28 +53,50 @@ def _size(n: int) -> str:
     return f'{n} bytes'
 
 
-def write_failure(exc: OSError, path: str, needed: int,
-                  previous: Optional[str] = None) -> Exception:
+# What to do once there is room again, by default.
+RUN_AGAIN = 'run the same command again'
+
+
+def _no_room_errno(exc: BaseException) -> Optional[int]:
+    """The errno of :data:`NO_ROOM` behind ``exc``: its own or that of the
+    ``OSError`` in its context chain (torch's writer raises a
+    ``RuntimeError`` while handling the file object's ``OSError``)."""
+    seen = exc
+    while seen is not None:
+        if isinstance(seen, OSError) and seen.errno is not None:
+            return seen.errno if seen.errno in NO_ROOM else None
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+def write_failure(exc: Exception, path: str,
+                  needed: Union[int, Callable[[], int]],
+                  previous: Optional[str] = None,
+                  then: str = RUN_AGAIN) -> Exception:
     """After a failed write of ``path``: remove its ``.partial`` and return
     the error to raise, a :class:`DiskFullError` when there was no room
-    (``exc`` itself otherwise). ``previous`` names the file kept."""
+    (``exc`` itself otherwise). ``needed`` (an int, or a function asked
+    only then) is the size of the file; ``previous`` names the file kept;
+    ``then`` says what to do once there is room."""
     partial = path + PARTIAL_SUFFIX
     if osp.exists(partial):
         os.remove(partial)
-    if exc.errno not in NO_ROOM:
+    code = _no_room_errno(exc)
+    if code is None:
         return exc
     folder = osp.dirname(osp.abspath(path))
+    needed = needed() if callable(needed) else needed
     free = shutil.disk_usage(folder).free
     kept = (f' The previous checkpoint {previous} is kept.'
             if previous and osp.isfile(previous) else ' No file was changed.')
     return DiskFullError(
-        f'Could not write {path}: {NO_ROOM[exc.errno]} ({exc.strerror}). It '
-        f'needs about {_size(needed)} ({needed} bytes) in {folder}, which '
-        f'has {_size(free)} ({free} bytes) free; the unfinished '
+        f'Could not write {path}: {NO_ROOM[code]} ({os.strerror(code)}). '
+        f'It needs about {_size(needed)} ({needed} bytes) in {folder}, '
+        f'which has {_size(free)} ({free} bytes) free; the unfinished '
         f'{osp.basename(partial)} was removed.{kept} Free at least '
         f'{_size(needed)} there (the crash-safe write keeps the old file '
-        'until the new one is complete, so both must fit at once), then run '
-        'the same command with --resume.')
+        f'until the new one is complete, so both must fit at once), then '
+        f'{then}.')
 
 
 def replace_atomically(src: str, dst: str) -> None:
@@ -94,20 +122,19 @@ def partial_path(path: str) -> str:
 
 def write_atomically(write: Callable[[str], None], path: str,
                      needed: Union[int, Callable[[], int]],
-                     previous: Optional[str] = None) -> None:
+                     previous: Optional[str] = None,
+                     then: str = RUN_AGAIN) -> None:
     """``write(partial)`` writes the new ``path`` under its ``.partial``
-    name; it is then fsynced and renamed into place. A failed write removes
-    the ``.partial``; no room is a :class:`DiskFullError` saying ``needed``
-    bytes (an int, or a function asked only then) and naming ``previous``,
-    the file kept."""
+    name; it is then fsynced and renamed into place. Any error removes
+    the ``.partial`` (a kill leaves it, for the next write to replace); no
+    room is a :class:`DiskFullError` (see :func:`write_failure` for
+    ``needed``, ``previous`` and ``then``)."""
     partial = partial_path(path)
     try:
         write(partial)
         replace_atomically(partial, path)
-    except OSError as exc:
-        error = write_failure(exc, path,
-                              needed() if callable(needed) else needed,
-                              previous)
+    except Exception as exc:  # a kill leaves the .partial, as SIGKILL does
+        error = write_failure(exc, path, needed, previous, then)
         if error is exc:
             raise
         raise error from exc
@@ -126,8 +153,13 @@ def write_text_atomically(path: str, text: str) -> None:
 def save_checkpoint_atomically(obj, path: str) -> None:
     """``torch.save`` to a temporary file renamed into place, so an
     interrupted write never leaves a half-written file under ``path``."""
-    write_atomically(lambda partial: torch.save(obj, partial), path,
-                     lambda: tensor_bytes(obj))
+
+    def write(partial: str) -> None:
+        # A file object, not the path: see the module's docstring.
+        with open(partial, 'wb') as f:
+            torch.save(obj, f)
+
+    write_atomically(write, path, lambda: tensor_bytes(obj))
 
 
 def commit_checkpoint(save: Callable[[str], None],
@@ -150,12 +182,13 @@ def commit_checkpoint(save: Callable[[str], None],
     if not writer:
         save(path + PARTIAL_SUFFIX)
         return
-    write_atomically(save, path, needed, previous)
+    write_atomically(save, path, needed, previous,
+                     then='run the same command with --resume')
     write_text_atomically(pointer, path)
 
 
 __all__ = [
-    'PARTIAL_SUFFIX', 'commit_checkpoint', 'partial_path',
+    'PARTIAL_SUFFIX', 'RUN_AGAIN', 'commit_checkpoint', 'partial_path',
     'replace_atomically', 'save_checkpoint_atomically', 'tensor_bytes',
     'write_atomically', 'write_failure', 'write_text_atomically'
 ]

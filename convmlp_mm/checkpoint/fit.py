@@ -65,6 +65,23 @@ def non_finite_keys(state_dict: Mapping[str, torch.Tensor]) -> List[str]:
             if v.is_floating_point() and not bool(torch.isfinite(v).all())]
 
 
+# Larger weights are a diverged run's, not a trained network's (trained
+# ConvMLP, FPN and head weights stay within a few units); BatchNorm's
+# running statistics follow the data's scale and are not judged.
+LARGEST_SANE_WEIGHT = 1e6
+RUNNING_STATISTICS = ('running_mean', 'running_var')
+
+
+def oversized_keys(state_dict: Mapping[str, torch.Tensor],
+                   limit: float = LARGEST_SANE_WEIGHT) -> List[str]:
+    """Keys of the floating-point tensors (BatchNorm running statistics
+    aside) holding a value above ``limit`` in magnitude."""
+    return [k for k, v in state_dict.items()
+            if v.is_floating_point() and v.numel() and
+            not k.endswith(RUNNING_STATISTICS) and
+            float(v.detach().abs().max()) > limit]
+
+
 def check_finite(state_dict: Mapping[str, torch.Tensor], name: str) -> None:
     """Raise :class:`~convmlp_mm.errors.NonFiniteCheckpointError` naming
     ``name`` and how many tensors are not finite."""
@@ -158,6 +175,7 @@ def check_state_dict_fits(model: Union[nn.Module, Mapping[str,
 
 
 __all__ = [
-    'StateDictFit', 'WRAPPER_KEYS', 'check_finite', 'check_state_dict_fits',
-    'compare_state_dict', 'examples', 'extract_state_dict', 'non_finite_keys'
+    'LARGEST_SANE_WEIGHT', 'StateDictFit', 'WRAPPER_KEYS', 'check_finite',
+    'check_state_dict_fits', 'compare_state_dict', 'examples',
+    'extract_state_dict', 'non_finite_keys', 'oversized_keys'
 ]

@@ -12,8 +12,12 @@ from convmlp_mm.config.checks import (
     check_dataset_contents,
 )
 from convmlp_mm.config.classes import (
+    check_checkpoint_label_map,
     check_classes_agree,
+    check_distinct,
+    checkpoint_classes,
     head_classes,
+    model_classes,
     read_classes,
     set_classes,
 )
@@ -36,11 +40,12 @@ from convmlp_mm.config.prepare import (
     prepare_train_config,
     use_checked_loading,
 )
-from convmlp_mm.config.resume import apply_resume
+from convmlp_mm.config.resume import apply_resume, completed_run
 from convmlp_mm.config.walk import (
     build_model,
     config_classes,
     dataset_classes,
+    draw_iou_threshold,
     evaluator_metrics,
     leaf_datasets,
     loader_datasets,
@@ -53,12 +58,17 @@ from convmlp_mm.errors import ConfigError
 __all__ = [
     'ConfigError', 'add_test_outputs',
     'apply_class_options', 'apply_resume', 'build_model',
-    'check_annotation_files', 'check_classes_agree', 'check_config',
+    'check_annotation_files', 'check_checkpoint_label_map',
+    'check_classes_agree', 'check_config', 'check_distinct',
     'check_data_paths', 'check_dataset_contents', 'check_task',
-    'config_classes', 'dataset_classes', 'enable_amp', 'enable_auto_scale_lr',
+    'completed_run',
+    'checkpoint_classes',
+    'config_classes', 'dataset_classes', 'draw_iou_threshold', 'enable_amp',
+    'enable_auto_scale_lr',
     'enable_show', 'enable_tensorboard', 'enable_tta', 'evaluator_metrics',
     'head_classes', 'leaf_datasets', 'load_config', 'loader_datasets',
-    'loaders_for', 'prepare_test_config', 'prepare_train_config',
+    'loaders_for', 'model_classes', 'prepare_test_config',
+    'prepare_train_config',
     'read_classes', 'scope_registry', 'set_backbone_checkpoint',
     'set_classes', 'set_data_root', 'set_work_dir', 'task_of',
     'use_checked_loading'

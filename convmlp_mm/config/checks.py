@@ -422,7 +422,8 @@ def check_dataset_contents(cfg: Config, mode: str = 'train',
             continue  # too large to parse: only its ends were checked
         root = dataset.get('data_root') or ''
         img_prefix = (dataset.get('data_prefix') or {}).get('img', '')
-        check_coco_content(path, data, img_dir=osp.join(root, img_prefix))
+        check_coco_content(path, data, img_dir=osp.join(root, img_prefix),
+                           data_root=root or None)
     for loader_name, dataset in loader_datasets(cfg, loaders_for(cfg, mode)):
         prefix = dataset.get('data_prefix') or {}
         if 'seg_map_path' not in prefix or dataset.get('backend_args') or \

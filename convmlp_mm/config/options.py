@@ -5,7 +5,9 @@ built: ``--data-root``, ``--work-dir``, ``--amp``, ``--auto-scale-lr``,
 :mod:`convmlp_mm_cli` (parsed before torch loads)."""
 import copy
 import logging
+import os
 import os.path as osp
+import sys
 from typing import Optional
 
 import torch
@@ -16,6 +18,7 @@ from convmlp_mm.config.classes import read_classes, set_classes
 from convmlp_mm.config.walk import (
     EVALUATORS,
     LOADERS,
+    draw_iou_threshold,
     evaluator_metrics,
     leaf_datasets,
     task_of,
@@ -53,7 +56,7 @@ def apply_class_options(cfg: Config, args, mode: str,
             classes = read_classes(cfg, mode, coco)
         else:
             classes = tuple(c.strip() for c in option.split(',') if c.strip())
-        set_classes(cfg, classes)
+        set_classes(cfg, classes, f'--classes {option}')
 
 
 def set_backbone_checkpoint(cfg: Config, path: str) -> None:
@@ -87,7 +90,17 @@ def enable_tensorboard(cfg: Config) -> None:
 
 
 def enable_show(cfg: Config, wait_time: float) -> None:
-    """``--show``: the visualization hook draws and shows each image."""
+    """``--show``: the visualization hook draws and shows each image.
+    Refused where no window can open (Linux without ``DISPLAY`` or
+    ``WAYLAND_DISPLAY``): there mmengine's matplotlib falls back to Agg and
+    shows nothing, and the run would end 0 having shown and saved
+    nothing."""
+    if sys.platform.startswith('linux') and not (
+            os.environ.get('DISPLAY') or os.environ.get('WAYLAND_DISPLAY')):
+        raise ConfigError(
+            '--show needs a display to open windows on, and this machine has '
+            'none (DISPLAY and WAYLAND_DISPLAY are not set): save the '
+            'pictures with --show-dir DIR instead.')
     hook = cfg.get('default_hooks', {}).get('visualization')
     if not hook:
         raise ConfigError('--show needs default_hooks.visualization (the '
@@ -97,6 +110,23 @@ def enable_show(cfg: Config, wait_time: float) -> None:
     hook['wait_time'] = wait_time
     if task_of(cfg) == 'segmentation':
         hook['interval'] = 1
+    else:
+        draw_without_duplicates(cfg)
+
+
+def draw_without_duplicates(cfg: Config) -> None:
+    """Detection pictures as ``convmlp_mm.apis.inference`` draws them:
+    mmdet's visualizer replaced by its subclass
+    ``DuplicateFreeDetLocalVisualizer`` (:mod:`convmlp_mm.engine.
+    visualization`), which leaves out a weaker box overlapping a better one
+    by more than the config's NMS IoU and logs the threshold. A config
+    naming another visualizer keeps it."""
+    visualizer = cfg.get('visualizer')
+    if not visualizer or visualizer.get('type') not in (
+            'DetLocalVisualizer', 'mmdet.DetLocalVisualizer'):
+        return
+    visualizer['type'] = 'DuplicateFreeDetLocalVisualizer'
+    visualizer['draw_iou_thr'] = draw_iou_threshold(cfg)
 
 
 def enable_tta(cfg: Config) -> None:
@@ -237,6 +267,7 @@ def add_test_outputs(cfg: Config, out: Optional[str] = None,
         hook['draw'] = True
         if task == 'detection':
             hook['test_out_dir'] = show_dir
+            draw_without_duplicates(cfg)
         else:
             # mmseg's hook draws every 50th image by default: draw them all.
             hook['interval'] = 1

@@ -12,9 +12,10 @@ from mmengine.registry import DefaultScope
 from convmlp_mm.errors import ConfigError
 
 __all__ = [
-    'EVALUATORS', 'LOADERS', 'TASKS', 'build_model', 'config_classes',
-    'dataset_class', 'dataset_classes', 'evaluator_metrics', 'leaf_datasets',
-    'loader_datasets', 'loaders_for', 'scope_registry', 'task_of'
+    'DEFAULT_DRAW_IOU', 'EVALUATORS', 'LOADERS', 'TASKS', 'build_model',
+    'config_classes', 'dataset_class', 'dataset_classes', 'draw_iou_threshold',
+    'evaluator_metrics', 'leaf_datasets', 'loader_datasets', 'loaders_for',
+    'scope_registry', 'task_of'
 ]
 
 # default_scope -> task, as the launchers name them.
@@ -131,3 +132,21 @@ def config_classes(cfg: Config, loader_name: str = 'test_dataloader'
     for _, dataset in loader_datasets(cfg, [loader_name]):
         return dataset_classes(dataset, cfg.get('default_scope'))
     return None
+
+
+# Pictures: when the config's test_cfg names no NMS (mmdet's default for
+# RetinaNet and Mask R-CNN's box head).
+DEFAULT_DRAW_IOU = 0.5
+
+
+def draw_iou_threshold(cfg: Config) -> float:
+    """The IoU above which a box is a duplicate of a higher-scored one in
+    detection pictures: the config's own test-time NMS threshold
+    (``model.test_cfg.nms``, or ``.rcnn.nms`` for two-stage detectors), else
+    :data:`DEFAULT_DRAW_IOU`."""
+    test_cfg = cfg.model.get('test_cfg') or {}
+    for part in (test_cfg.get('rcnn') or {}, test_cfg):
+        nms = part.get('nms') if hasattr(part, 'get') else None
+        if nms and nms.get('iou_threshold') is not None:
+            return float(nms['iou_threshold'])
+    return DEFAULT_DRAW_IOU

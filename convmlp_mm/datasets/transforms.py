@@ -26,14 +26,20 @@ class CheckedLoadImageFromFile(LoadImageFromFile):
     """``LoadImageFromFile`` that raises
     :class:`~convmlp_mm.errors.AnnotationError` naming the image when it is
     missing, not a regular file, a truncated JPEG/PNG, or does not decode.
-    Local files only; other backends load as upstream."""
+    Local files only; other backends load as upstream. The header is read
+    first: more pixels than ``CONVMLP_MAX_PIXELS`` allows, or another size
+    than the dataset's ``width``/``height``, is refused before decoding."""
 
     def transform(self, results: dict) -> Optional[dict]:
         path = results['img_path']
         local = not is_remote(path) and not self.backend_args and \
             not self.file_client_args
         if local and not self.ignore_empty:
-            check_image_file(path, 'image')
+            # mmdet's COCO-style datasets give the JSON's size: compared
+            # from the header, as the pixel limit, before decoding.
+            annotated = (results['width'], results['height']) \
+                if 'width' in results and 'height' in results else None
+            check_image_file(path, 'image', expected_size=annotated)
         try:
             loaded = super().transform(results)
         except AssertionError:  # mmcv: "failed to load image"

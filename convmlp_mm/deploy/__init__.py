@@ -35,6 +35,7 @@ from convmlp_mm.deploy.quantize import (
 from convmlp_mm.deploy.runtime import (
                      OrtNetwork,
                      attach_onnxruntime,
+                     read_onnx,
                      roi_head_path,
                      use_onnxruntime,
 )
@@ -46,6 +47,6 @@ __all__ = [
     'count_batchnorms', 'export_onnx', 'fuse_conv_bn',
     'load_full_checkpoint', 'load_model', 'make_sizes_dynamic',
     'match_detections', 'model_from_config', 'model_kind', 'pick_images',
-    'publish_checkpoint', 'published_name', 'quantize_int8',
+    'publish_checkpoint', 'published_name', 'quantize_int8', 'read_onnx',
     'roi_head_path', 'split_outputs', 'use_onnxruntime'
 ]

@@ -2,11 +2,93 @@
 hands their raw outputs to mmdet's and mmseg's own post-processing."""
 import json
 import os.path as osp
+import re
 from typing import List, Optional, Sequence, Union
 
 import numpy as np
 
+from convmlp_mm.checkpoint import safe_torch_load
 from convmlp_mm.deploy.networks import model_kind, split_outputs
+from convmlp_mm.errors import OnnxModelError
+
+EXPORT_AGAIN = 'export it again with tools/deploy/export_onnx.py'
+# ONNX Runtime's prefix: "[ONNXRuntimeError] : 7 : INVALID_PROTOBUF : ".
+_ORT_PREFIX = re.compile(r'^\[ONNXRuntimeError\] : \d+ : \w+ : ')
+
+
+def onnx_read_error(path: str, exc: BaseException) -> OnnxModelError:
+    """The one-line error for an ``.onnx`` that ONNX Runtime or the onnx
+    package (``exc``) could not read: what is wrong with ``path`` and the
+    fix."""
+    text = _ORT_PREFIX.sub('', str(exc).strip().splitlines()[0]
+                           if str(exc).strip() else type(exc).__name__)
+    text = re.sub(r'^Load model from .* failed:', '', text).strip()
+    if re.search(r'escapes model directory|points outside the directory',
+                 text):
+        found = re.search(r'External data path: ("[^"]*")', text) or \
+            re.search(r"but ('[^']*') points outside", text)
+        where = f' ({found.group(1)})' if found else ''
+        return OnnxModelError(
+            f'ONNX model {path} keeps weights in a file outside its folder'
+            f'{where}, which is refused (a model must not reach files '
+            'elsewhere). Move the data file into the model\'s '
+            f'folder and point the model at it there, or {EXPORT_AGAIN} '
+            '(its files embed the weights).')
+    missing = re.search(r'External data path does not exist: "([^"]*)"|'
+                        r'should be stored in (.*), but', text)
+    if missing:
+        return OnnxModelError(
+            f'ONNX model {path} keeps weights in a file that is missing: '
+            f'{missing.group(1) or missing.group(2)}. Copy that file there, '
+            f'or {EXPORT_AGAIN}.')
+    if re.search(r'Protobuf parsing failed|Error parsing message|'
+                 r'No graph was found', text):
+        return OnnxModelError(
+            f'Could not read ONNX model {path}: it is truncated, corrupt or '
+            f'not an ONNX file ({text}). Copy it again, or {EXPORT_AGAIN}.')
+    return OnnxModelError(
+        f'Could not load ONNX model {path}: {text}. Pass an .onnx that '
+        f'tools/deploy/export_onnx.py wrote, or {EXPORT_AGAIN}.')
+
+
+def _ort_errors() -> tuple:
+    """Every exception type of ONNX Runtime's native module (they share no
+    base class but ``Exception``)."""
+    from onnxruntime.capi import onnxruntime_pybind11_state as state
+    return tuple(v for v in vars(state).values() if isinstance(v, type)
+                 and issubclass(v, Exception))
+
+
+def read_onnx(path: str):
+    """``onnx.load(path)`` (weights included) of an ``.onnx`` written by
+    ``tools/deploy/export_onnx.py``; an :class:`OnnxModelError` naming the
+    file when it is missing, damaged, not ONNX, has no graph, reaches
+    outside its folder or lacks the exporter's metadata."""
+    import onnx
+    from google.protobuf.message import DecodeError
+    if not osp.isfile(path):
+        raise FileNotFoundError(
+            f'ONNX model not found: {path} (write one with '
+            'tools/deploy/export_onnx.py)')
+    try:
+        proto = onnx.load(path)
+    except (DecodeError, onnx.checker.ValidationError, OSError,
+            ValueError) as exc:
+        raise onnx_read_error(path, exc) from exc
+    if not proto.graph.node or not proto.graph.input:
+        raise onnx_read_error(path, ValueError('No graph was found'))
+    if not any(p.key == 'convmlp_mm.kind' for p in proto.metadata_props):
+        raise not_exported_error(path)
+    return proto
+
+
+def not_exported_error(path: str) -> OnnxModelError:
+    """The error for a readable graph that our exporter did not write."""
+    return OnnxModelError(
+        f'{path} is an ONNX model but not one written by '
+        'tools/deploy/export_onnx.py (it has no convmlp_mm.kind metadata, '
+        'so its outputs cannot be matched to the model\'s heads): '
+        f'{EXPORT_AGAIN}.')
 
 
 class OrtNetwork:
@@ -44,9 +126,12 @@ class OrtNetwork:
         if profile_prefix:
             options.enable_profiling = True
             options.profile_file_prefix = profile_prefix
-        self.session = ort.InferenceSession(
-            path, options, providers=list(providers or
-                                          ['CPUExecutionProvider']))
+        try:
+            self.session = ort.InferenceSession(
+                path, options, providers=list(providers or
+                                              ['CPUExecutionProvider']))
+        except _ort_errors() as exc:
+            raise onnx_read_error(path, exc) from exc
         self.input_name = self.session.get_inputs()[0].name
         self.output_names = [o.name for o in self.session.get_outputs()]
         meta = self.session.get_modelmeta().custom_metadata_map
@@ -80,8 +165,10 @@ def attach_onnxruntime(model, network: OrtNetwork):
 
     Changes ``model`` in place (instance attributes) and returns it."""
     kind = model_kind(model)
-    if network.kind is not None and network.kind != kind:
-        raise ValueError(
+    if network.kind is None:
+        raise not_exported_error(network.path)
+    if network.kind != kind:
+        raise OnnxModelError(
             f'{network.path} holds a {network.kind} network but the config '
             f'builds a {kind}: pass the config it was exported from.')
 
@@ -129,8 +216,6 @@ def use_onnxruntime(model, onnx: Union[str, OrtNetwork],
     :class:`OrtNetwork`): also takes the class names recorded at export
     and, for a two-stage detector, loads the RoI-head weights saved beside
     the ``.onnx`` (weights only). Returns ``model``."""
-    import torch
-
     network = onnx if isinstance(onnx, OrtNetwork) else OrtNetwork(
         onnx, threads=threads, providers=providers)
     onnx_path = network.path
@@ -144,6 +229,5 @@ def use_onnxruntime(model, onnx: Union[str, OrtNetwork],
                 f'in PyTorch with the weights tools/deploy/export_onnx.py '
                 f'writes beside {onnx_path}; export again.')
         model.roi_head.load_state_dict(
-            torch.load(weights, map_location='cpu', weights_only=True),
-            strict=True)
+            safe_torch_load(weights, weights), strict=True)
     return attach_onnxruntime(model, network)

@@ -1,7 +1,8 @@
 """Every engine class a config of this project, or a config our tools dump,
 can name: hooks, optimizer wrappers, model wrappers, the runner and its
-loops. Importing this package registers them in mmengine's registries, which
-mmdet's and mmseg's fall back to.
+loops, the detection visualizer of ``tools/test.py --show-dir``. Importing
+this package registers them in mmengine's registries, which mmdet's and
+mmseg's fall back to (the visualizer: in mmdet's).
 
 Starting a run, for the tools: :func:`setup_cpu_distributed` and
 :func:`build_runner` (``launch.py``), :func:`keep_freed_cpu_memory`
@@ -26,13 +27,20 @@ from convmlp_mm.engine.runner import (
     ResumableEpochBasedTrainLoop,
     ResumableIterBasedTrainLoop,
 )
+from convmlp_mm.engine.visualization import (
+    DuplicateFreeDetLocalVisualizer,
+    detections_to_draw,
+    drawn_detections,
+)
 from convmlp_mm.engine.workdir_lock import WorkDirInUseError, WorkDirLock
 
 __all__ = [
     'AtomicCheckpointHook', 'CPUAmpOptimWrapper', 'CPUDistributedDataParallel',
-    'ConvMLPRunner', 'NonFiniteLossError', 'NonFiniteLossHook',
+    'ConvMLPRunner', 'DuplicateFreeDetLocalVisualizer', 'NonFiniteLossError',
+    'NonFiniteLossHook',
     'NonFiniteMetricError', 'NonFiniteMetricHook', 'PREEMPTED_EXIT_CODE',
     'PreemptionHook', 'RandomStateHook', 'ResumableEpochBasedTrainLoop',
     'ResumableIterBasedTrainLoop', 'WorkDirInUseError', 'WorkDirLock',
-    'build_runner', 'keep_freed_cpu_memory', 'setup_cpu_distributed'
+    'build_runner', 'detections_to_draw', 'drawn_detections',
+    'keep_freed_cpu_memory', 'setup_cpu_distributed'
 ]

@@ -23,6 +23,7 @@ from mmengine.runner import Runner
 
 from convmlp_mm.engine.allocator import ENV_SWITCH as ALLOCATOR_SWITCH
 from convmlp_mm.engine.allocator import keep_freed_cpu_memory
+from convmlp_mm.engine.runner import building_for_training
 from convmlp_mm.errors import ConfigError
 
 
@@ -79,13 +80,16 @@ def add_metric_check(cfg: Config) -> None:
         cfg.custom_hooks = hooks + [dict(type='NonFiniteMetricHook')]
 
 
-def build_runner(cfg: Config, launcher: str = 'none') -> Runner:
+def build_runner(cfg: Config, launcher: str = 'none',
+                 for_training: bool = False) -> Runner:
     """The registered ``runner_type``, as upstream; ``ConvMLPRunner``
     (strict loading, work-dir lock) when the config names none, recorded in
     the config so the dumped one runs the same way. ``launcher`` (the tools'
     ``--launcher``) goes through :func:`setup_cpu_distributed` first, and
     freed CPU memory is kept for the next step (see
-    :mod:`convmlp_mm.engine.allocator`)."""
+    :mod:`convmlp_mm.engine.allocator`). ``for_training``: a
+    ``ConvMLPRunner`` takes the work dir's lock before it writes anything
+    there, so a run refused for a busy work dir changes nothing in it."""
     setup_cpu_distributed(cfg, launcher)
     if keep_freed_cpu_memory():
         print_log(f'glibc malloc keeps freed memory for reuse (convmlp_mm.'
@@ -94,4 +98,7 @@ def build_runner(cfg: Config, launcher: str = 'none') -> Runner:
     add_metric_check(cfg)
     if 'runner_type' not in cfg:
         cfg.runner_type = 'ConvMLPRunner'
-    return RUNNERS.build(cfg)
+    if not for_training:
+        return RUNNERS.build(cfg)
+    with building_for_training():
+        return RUNNERS.build(cfg)

@@ -65,11 +65,14 @@ def _heads(keys) -> List[str]:
 
 
 def describe_checkpoint(model_state: Mapping, state: Mapping,
-                        head_mismatches: Sequence[str]) -> str:
-    """A guess of what a checkpoint that does not fit is, and what to do."""
-    init_cfg = ('use it for the backbone only: --cfg-options '
-                "model.backbone.init_cfg.type=Pretrained "
-                'model.backbone.init_cfg.checkpoint=FILE')
+                        head_mismatches: Sequence[str],
+                        name: str = 'FILE') -> str:
+    """A guess of what a checkpoint (``name``) that does not fit is, and
+    what to do."""
+    # --backbone-checkpoint, not --cfg-options model.backbone.init_cfg...:
+    # the demo configs set init_cfg=None, which the latter cannot merge into.
+    init_cfg = ('it initialises the backbone only, for training: '
+                f'tools/train.py CONFIG --backbone-checkpoint {name}')
     if not any(k.startswith('backbone.') for k in state) and any(
             k.startswith(BACKBONE_ROOTS) for k in state):
         arch = guess_arch(state)
@@ -152,7 +155,8 @@ def prepare_model_state_dict(
         note = (f' ({SKIP_HEADS_OPTION} skips only class layers, and this '
                 'file differs elsewhere.)' if skip_mismatched_heads else '')
         raise fit.error(f'Checkpoint "{name}" does not fit this model',
-                        describe_checkpoint(fit.expected, state, heads) +
+                        describe_checkpoint(fit.expected, state, heads,
+                                            name) +
                         note)
     check_finite(state, name)
     return state, skipped

@@ -5,6 +5,7 @@ without being opened, and the run ends with one error line."""
 import json
 import os
 import os.path as osp
+import re
 
 import cv2
 import numpy as np
@@ -20,6 +21,11 @@ from convmlp_mm.apis.inputs import (
 )
 
 from helpers import REPO
+from huge_images import (
+    call_with_memory_limit,
+    inference_tool_error,
+    write_huge_png,
+)
 from tools_run import explain, python_tool, run
 
 # RetinaNet on the tiny ConvMLP (0.1M backbone parameters; 3 classes, test
@@ -119,6 +125,45 @@ def test_bad_inputs_are_skipped_and_listed(tmp_path, model_files):
     assert [osp.basename(e['vis']) for e in summary['results']] == \
         ['x.jpg', 'x_1.jpg', 'x_2.png']
     assert all(osp.isfile(e['vis']) for e in summary['results'])
+
+
+@pytest.mark.e2e
+def test_image_of_too_many_pixels_is_refused_before_decoding(tmp_path,
+                                                             model_files):
+    """Issue 23: a 48 KB PNG of 20000x20000 pixels (1.2 GB as RGB) took
+    the tool past 8 GiB. Run where 1 GiB more address space is all there
+    is: a decode fails there instead of taking the machine."""
+    config, checkpoint = model_files
+    huge = write_huge_png(tmp_path / 'huge.png')
+    assert os.path.getsize(huge) < 2**17
+    good = write_image(tmp_path / 'good.jpg', 0)
+    out_dir = str(tmp_path / 'out')
+    outcome = call_with_memory_limit(
+        inference_tool_error, [config, checkpoint, huge, good, '--out-dir',
+                               out_dir, '--device', 'cpu'], timeout=240)
+    assert outcome[0] == 'returned', outcome
+    assert outcome[1].startswith('error: 1 input(s) skipped, listed under '
+                                 f'"failures" in {out_dir}/results.json; '
+                                 f'first: input: {huge} is 20000x20000 '
+                                 'pixels (400.0 megapixels), more than the '
+                                 '89478485 pixels an image may have')
+    assert outcome[1].endswith('CONVMLP_MAX_PIXELS=400000000.')
+    with open(osp.join(out_dir, 'results.json')) as f:
+        summary = json.load(f)
+    assert [e['input'] for e in summary['results']] == [good]
+
+
+def test_pixel_limit_is_read_before_decoding(tmp_path, monkeypatch):
+    """The inference's one image reader takes the data checks' setting;
+    lowered under a tiny image, the image is refused before decoding."""
+    from convmlp_mm.apis.inputs import read_image
+    image = write_image(tmp_path / 'x.jpg', 0)  # 64x48: 3072 pixels
+    assert read_image(image).shape == (48, 64, 3)
+    monkeypatch.setenv('CONVMLP_MAX_PIXELS', '3071')
+    with pytest.raises(InferenceInputError, match=re.escape(
+            f'input: {image} is 64x48 pixels (0.0 megapixels), more than '
+            'the 3071 pixels an image may have')):
+        read_image(image)
 
 
 def test_neck_of_another_width_is_named_before_building(model_files,

@@ -23,12 +23,11 @@ def test_checkpoint_write_on_a_full_disk(tmp_path, monkeypatch):
     new = {'w': torch.ones(1000)}  # 4000 bytes of tensor data
     real_save = torch.save
 
-    def full(obj, f, *args, **kwargs):
+    def full(obj, f, *args, **kwargs):  # f: the open .partial
         buffer = io.BytesIO()
         real_save(obj, buffer)
-        with open(f, 'wb') as out:  # part of it fits, then no room
-            out.write(buffer.getvalue()[:100])
-        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), f)
+        f.write(buffer.getvalue()[:100])  # part of it fits, then no room
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), f.name)
 
     monkeypatch.setattr(torch, 'save', full)
     asked = []

@@ -51,11 +51,28 @@ def test_two_coco_names_under_the_80_class_config_stop(catdog_root,
 
 
 def test_subset_switch_lets_an_intended_subset_train(catdog_root, tmp_path):
-    for switch in (['--classes-subset-ok'],
-                   ['--cfg-options', 'classes_subset_ok=True']):
+    # The file's categories first, in its order: mmdet numbers them 0, 1.
+    options = ['model.bbox_head.num_classes=3'] + [
+        f"{loader}.dataset.metainfo.classes=['cat','dog','bird']"
+        for loader in ('train_dataloader', 'val_dataloader',
+                       'test_dataloader')]
+    for switch, extra in ((['--classes-subset-ok'], []),
+                          ([], ['classes_subset_ok=True'])):
         cfg = train_cfg(RETINANET, '--data-root', catdog_root,
-                        '--work-dir', str(tmp_path), *switch)
-        assert cfg.model.bbox_head.num_classes == 80
+                        '--work-dir', str(tmp_path), *switch,
+                        '--cfg-options', *options, *extra)
+        assert cfg.model.bbox_head.num_classes == 3
+
+
+def test_subset_switch_does_not_let_labels_shift(catdog_root, tmp_path):
+    """mmdet's CocoDataset numbers the file's cat and dog 0 and 1, which
+    the 80-class config calls person and bicycle (before: trained so)."""
+    with pytest.raises(ConfigError) as info:
+        train_cfg(RETINANET, '--data-root', catdog_root,
+                  '--work-dir', str(tmp_path), '--classes-subset-ok')
+    message = str(info.value)
+    assert "label 0 holds 'cat' objects but would be called 'person'" in \
+        message and "('cat', 'dog')" in message
 
 
 def test_classes_auto_sets_datasets_and_retinanet_head(catdog_root,

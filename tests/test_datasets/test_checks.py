@@ -6,7 +6,9 @@ import json
 import math
 import os
 import os.path as osp
+import re
 import shutil
+import struct
 import uuid
 
 import cv2
@@ -25,6 +27,7 @@ from convmlp_mm.datasets.checks import check_coco_content
 from convmlp_mm.engine import NonFiniteMetricError
 
 from helpers import load_tool
+from huge_images import write_huge_png
 from tools_run import CLASSES, RETINANET, SEMFPN, detection_options
 
 SEG_OPTIONS = ['model.backbone.init_cfg=None']
@@ -73,8 +76,12 @@ def preflight(config, data_root, options):
     return ''
 
 
+def train_json(root):
+    return osp.join(root, 'annotations', 'instances_train2017.json')
+
+
 def edit_train_json(root, change):
-    path = osp.join(root, 'annotations', 'instances_train2017.json')
+    path = train_json(root)
     with open(path) as f:
         data = json.load(f)
     change(data)
@@ -270,3 +277,150 @@ def test_truncated_jpeg_found_when_read(tmp_path, monkeypatch):
     message = str(info.value.code)
     assert message.startswith(f'error: image: {image} is not a complete '
                               'JPEG file')
+
+
+# Issue 23, item 4: what the JSON says of its images, checked against the
+# files' headers; item 3: the pixel limit in the data checks.
+
+def set_image(index, **fields):
+    def change(data):
+        data['images'][index].update(fields)
+    return change
+
+
+@pytest.mark.parametrize('width,height', [(0, 48), (64, -5), (0, 0),
+                                          ('64', 48)],
+                         ids=['zero', 'negative', 'both zero', 'string'])
+def test_image_size_in_the_json_must_be_positive(coco, width, height):
+    path, message = coco_error(coco, set_image(1, width=width,
+                                               height=height))
+    # mmdet's size filter would drop image 2 and its objects in silence.
+    assert message.startswith(
+        f"error: {path}: image id 2 ('000000000002.jpg') has width "
+        f'{width!r} and height {height!r}; both must be positive')
+    assert "Set them to the image file's width and height" in message
+
+
+def test_image_of_another_size_than_the_json_says(coco):
+    image = osp.join(coco, 'train2017', '000000000003.jpg')
+    assert cv2.imwrite(image, np.full((8, 8, 3), 200, np.uint8))
+    path, message = coco_error(coco, set_image(2, width=128, height=96))
+    # Today this trains on boxes outside the pixels, to a NaN loss.
+    assert message == (
+        f'error: {path}: image id 3: {image} is 8x8 pixels as decoded, '
+        'but its JSON entry says 128x96; boxes and sizes would not match '
+        "the pixels. Give it the file's width and height (and "
+        'boxes in its pixels), or replace the file with the image the '
+        'annotation describes.')
+
+
+def test_sizes_are_compared_as_opencv_turns_the_image(coco):
+    """A JPEG stored 64x48 with EXIF orientation 6 decodes (cv2, mmcv) to
+    48x64: that is the size its JSON must give."""
+    from PIL import Image
+    image = osp.join(coco, 'train2017', '000000000001.jpg')
+    exif = Image.Exif()
+    exif[0x0112] = 6  # turned 90 degrees clockwise
+    Image.new('RGB', (64, 48)).save(image, exif=exif.tobytes())
+    height, width = cv2.imread(image).shape[:2]
+    assert (width, height) == (48, 64)
+    message = coco_error(coco)[1]  # the JSON says 64x48
+    assert message.startswith(f'error: {train_json(coco)}: image id 1: '
+                              f'{image} is 48x64 pixels as decoded (turned '
+                              'by its EXIF orientation 6), but its JSON '
+                              'entry says 64x48')
+    assert coco_error(coco, set_image(0, width=48, height=64))[1] == ''
+
+
+def test_empty_annotation_list(coco):
+    def empty(data):
+        data['annotations'] = []
+    path, message = coco_error(coco, empty)
+    # Today: "need at least one array to concatenate" once built.
+    assert message.startswith(f'error: {path} has no objects '
+                              '("annotations": [])')
+    assert 'Point the config at the file with the annotations' in message
+
+
+@pytest.mark.parametrize('relative', [True, False],
+                         ids=['dot-dot', 'absolute'])
+def test_file_name_that_leaves_the_data_root(coco, tmp_path, relative):
+    outside = str(tmp_path / 'outside.jpg')
+    shutil.copy(osp.join(coco, 'train2017', '000000000001.jpg'), outside)
+    name = osp.relpath(outside, osp.join(coco, 'train2017')) if relative \
+        else outside
+    assert name.startswith('../') == relative
+    path, message = coco_error(coco, set_image(0, file_name=name))
+    # Today mmdet reads and trains on the file outside the root.
+    assert message.startswith(
+        f'error: {path}: image id 1 ({name!r}): its file_name leads outside '
+        f'the data root {coco}, to {outside}, which mmdet would read.')
+
+
+def test_image_of_too_many_pixels_in_a_dataset(coco):
+    huge = write_huge_png(osp.join(coco, 'train2017', 'huge.png'))
+    path, message = coco_error(coco, set_image(
+        0, file_name='huge.png', width=20000, height=20000))
+    assert message.startswith(
+        f'error: {path}: image id 1: {huge} is 20000x20000 pixels (400.0 '
+        'megapixels), more than the 89478485 pixels an image may have')
+    assert message.endswith('Downscale it, or raise the limit: '
+                            'CONVMLP_MAX_PIXELS=400000000.')
+
+
+def test_pixel_limit_setting_applies_to_segmentation_folders(
+        ade, monkeypatch):
+    # The ADE20K images are 64x64: 4096 pixels.
+    monkeypatch.setenv('CONVMLP_MAX_PIXELS', '4095')
+    message = preflight(SEMFPN, ade, SEG_OPTIONS)
+    image = osp.join(ade, 'images', 'training', 'ADE_train_00000001.jpg')
+    assert message.startswith(
+        f'error: train_dataloader.dataset image: {image} is 64x64 pixels '
+        '(0.0 megapixels), more than the 4095 pixels')
+    monkeypatch.setenv('CONVMLP_MAX_PIXELS', '4096')
+    assert preflight(SEMFPN, ade, SEG_OPTIONS) == ''
+
+
+def test_image_of_too_many_pixels_in_a_segmentation_folder(ade):
+    """A JPEG whose frame header says 20000x20000 (then nothing to decode):
+    Pillow's DecompressionBombError was the user's traceback."""
+    image = osp.join(ade, 'images', 'training', 'ADE_train_00000001.jpg')
+    frame = b'\xff\xc0' + struct.pack('>HBHHB', 17, 8, 20000, 20000, 3) + \
+        b'\x01\x11\x00\x02\x11\x00\x03\x11\x00'
+    with open(image, 'wb') as f:
+        f.write(b'\xff\xd8' + frame + b'\xff\xd9')
+    message = preflight(SEMFPN, ade, SEG_OPTIONS)
+    assert message.startswith(
+        f'error: train_dataloader.dataset image: {image} is 20000x20000 '
+        'pixels (400.0 megapixels), more than the 89478485 pixels')
+
+
+@pytest.mark.parametrize('value', ['lots', '0', '-1'])
+def test_pixel_limit_setting_that_is_not_a_number(coco, monkeypatch, value):
+    monkeypatch.setenv('CONVMLP_MAX_PIXELS', value)
+    message = coco_error(coco)[1]
+    assert message.startswith(
+        f"error: CONVMLP_MAX_PIXELS='{value}' is not a positive whole "
+        'number of pixels.')
+
+
+def test_loading_transform_checks_header_before_decoding(tmp_path,
+                                                         monkeypatch):
+    """Past the images the checks read, the transform reads the header:
+    the JSON's size and the pixel limit, before mmcv decodes the file."""
+    from convmlp_mm.datasets.transforms import CheckedLoadImageFromFile
+    from convmlp_mm.errors import AnnotationError
+    image = str(tmp_path / 'x.png')
+    assert cv2.imwrite(image, np.zeros((8, 8, 3), np.uint8))
+    load = CheckedLoadImageFromFile()
+    assert load(dict(img_path=image, width=8, height=8))['img'].shape == \
+        (8, 8, 3)
+    with pytest.raises(AnnotationError, match=re.escape(
+            f'image: {image} is 8x8 pixels as decoded, but its annotation '
+            'says 128x96')):
+        load(dict(img_path=image, width=128, height=96))
+    monkeypatch.setenv('CONVMLP_MAX_PIXELS', '63')
+    with pytest.raises(AnnotationError, match=re.escape(
+            f'image: {image} is 8x8 pixels (0.0 megapixels), more than the '
+            '63 pixels an image may have')):
+        load(dict(img_path=image))

@@ -20,12 +20,11 @@ from preemption_runs import (
     run_to_end,
     run_tool,
     train_command,
+    two_process_reference,
     weights,
-    write_detection,
 )
 
 from convmlp_mm.checkpoint.safe_loading import safe_torch_load
-from convmlp_mm.datasets import make_coco_dataset
 
 from tools_run import REPO, free_port
 
@@ -136,16 +135,21 @@ def test_segmentation_sigterm_then_rerun_matches_uninterrupted(
     assert diff <= 1e-6
 
 
+@pytest.fixture(scope='session')
+def two_processes(tmp_path_factory):
+    """tests/preemption_runs.py's uninterrupted two-process run (shared
+    with tests/test_tools/test_multinode.py)."""
+    return two_process_reference(tmp_path_factory)
+
+
 @pytest.mark.slow
-def test_two_processes_signal_to_one_rank_then_rerun_matches(tmp_path):
+@pytest.mark.xdist_group('reference_detection_2procs')
+def test_two_processes_signal_to_one_rank_then_rerun_matches(
+        two_processes, tmp_path):
     """SIGUSR1 to the rank-1 process only, at the start of iteration 2:
-    rank 0 stops at the same iteration and saves."""
-    root = tmp_path / 'data'
-    _, config = write_detection(root)
-    # 12 images: 3 iterations of 2 x 2 per epoch.
-    data = make_coco_dataset(str(root / 'coco12'), num_train=12, num_val=2,
-                             image_size=(64, 48),
-                             classes=('circle', 'square', 'triangle'))
+    rank 0 stops at the same iteration and saves; both exit 75, and the
+    launch exits 75."""
+    config, data = two_processes['config'], two_processes['data']
     fault = fault_config(config, tmp_path, signum='SIGUSR1', at=2, rank=1)
 
     def launch(cfg, work_dir):
@@ -157,11 +161,9 @@ def test_two_processes_signal_to_one_rank_then_rerun_matches(tmp_path):
     def log_of(proc):
         return proc.stdout + proc.stderr
 
-    reference_run = launch(config, tmp_path / 'a')
-    assert reference_run.returncode == 0, log_of(reference_run)[-3000:]
     stopped = launch(fault, tmp_path / 'b')
     out = log_of(stopped)
-    assert stopped.returncode != 0, out[-3000:]
+    assert stopped.returncode == 75, out[-3000:]
     assert 'SIGUSR1 received' in out
     # Rank 0 got no signal, yet stopped at the same iteration and saved.
     assert 'Preempted (a signal to another process) in iteration 2' in out
@@ -172,7 +174,7 @@ def test_two_processes_signal_to_one_rank_then_rerun_matches(tmp_path):
     assert 'Resuming from ' in log
     assert '2 batches already trained are skipped' in log
     diff = max_abs_diff(weights(tmp_path / 'b' / 'epoch_2.pth'),
-                        weights(tmp_path / 'a' / 'epoch_2.pth'))
+                        weights(two_processes['weights']))
     print(f'2 processes: max abs weight difference {diff:.3g}')
     assert diff <= 1e-6
     assert osp.isfile(tmp_path / 'b' / 'epoch_1.pth')

@@ -89,7 +89,7 @@ def test_backbone_only_and_imagenet_files(retinanet, tmp_path, classifier):
     message = mismatch(retinanet, save(tmp_path, state))
     assert ('ImageNet classifier' if classifier else 'backbone-only') in \
         message
-    assert 'model.backbone.init_cfg' in message
+    assert '--backbone-checkpoint ' in message
     # All of the detector's tensors are missing: it says how many.
     assert f'{len(retinanet.state_dict())} of the model' in message
 
@@ -99,7 +99,7 @@ def test_detector_file_with_the_backbone_only(retinanet, tmp_path):
              if k.startswith('backbone.')}
     message = mismatch(retinanet, save(tmp_path, state))
     assert 'only ConvMLP-S backbone tensors' in message
-    assert 'model.backbone.init_cfg' in message
+    assert '--backbone-checkpoint ' in message
 
 
 def test_other_number_of_classes_is_an_opt_in(retinanet, tmp_path):

@@ -7,6 +7,7 @@ import math
 import os
 import re
 
+import numpy as np
 import pytest
 import torch
 from mmengine.config import Config
@@ -145,8 +146,9 @@ def test_resume_from_missing_file_is_one_line(tiny):
     missing = str(work_dir.parent / 'no_such_checkpoint.pth')
     message = train_main([config, '--data-root', data_root, '--work-dir',
                           str(work_dir), '--resume', missing])
-    assert message == (f'error: Checkpoint "{missing}" does not exist; check '
-                       'the path given to init_cfg, load_from or --resume.')
+    assert message == (f'error: --resume {missing}: no such file. Give an '
+                       'existing checkpoint, or --resume without a path to '
+                       "resume from the work dir's last checkpoint.")
 
 
 # --- training-time faults ---------------------------------------------------
@@ -229,3 +231,107 @@ def test_images_without_annotations_train(tmp_path):
     log = result.stdout + result.stderr
     assert 'Epoch(train) [2][2/2]' in log  # all four images, two per batch
     assert os.path.isfile(work_dir / 'epoch_2.pth')
+
+
+class _AbsurdWeightsAfter(Hook):
+    """After iteration ``at`` (1-based), before its checkpoint is written,
+    sets the weights to 1e30: finite, so the checkpoint is saved, and the
+    next loss overflows."""
+    priority = 'NORMAL'  # after NonFiniteLossHook, before CheckpointHook
+
+    def __init__(self, at):
+        self.at = at
+
+    def after_train_iter(self, runner, batch_idx, data_batch=None,
+                         outputs=None):
+        if runner.iter + 1 == self.at:
+            with torch.no_grad():
+                runner.model.linear.weight.fill_(1e30)
+
+
+def test_checkpoint_of_absurd_weights_is_not_called_good(tmp_path):
+    """iter_4.pth holds weights of 1e30 (finite): the stop names iter_2.pth
+    (before: iter_4.pth, "the last good checkpoint")."""
+    runner = toy_runner(tmp_path, max_iters=8, interval=2,
+                        custom_hooks=[dict(type='NonFiniteLossHook'),
+                                      _AbsurdWeightsAfter(4)])
+    with pytest.raises(NonFiniteLossError) as err:
+        runner.train()
+    absurd = safe_torch_load(str(tmp_path / 'iter_4.pth'),
+                             'iter_4.pth')['state_dict']
+    assert float(absurd['linear.weight'].abs().max()) == pytest.approx(1e30)
+    message = str(err.value)
+    assert message.startswith('Non-finite loss at iteration 5')
+    assert f'The last good checkpoint is {tmp_path / "iter_2.pth"}.' \
+        in message
+
+
+# --- tools/inference.py arguments and model options: one line each ---------
+
+DEMO = os.path.join(REPO, 'configs', 'demo')
+RETINANET_DEMO = os.path.join(DEMO, 'retinanet_convmlp_s_fpn_demo_shapes.py')
+SEMFPN_DEMO = os.path.join(DEMO, 'fpn_convmlp_s_demo_shapes.py')
+
+
+@pytest.fixture
+def image(tmp_path, monkeypatch):
+    import cv2
+    monkeypatch.delenv('CONVMLP_DEBUG', raising=False)
+    path = str(tmp_path / 'image.png')
+    cv2.imwrite(path, np.zeros((32, 32, 3), np.uint8))
+    return path
+
+
+def inference_error(argv):
+    with pytest.raises(SystemExit) as info:
+        load_tool('tools/inference.py').main(argv)
+    line = info.value.code
+    assert isinstance(line, str) and '\n' not in line, line
+    return line
+
+
+def test_device_cuda_without_a_gpu(tmp_path, image, monkeypatch):
+    monkeypatch.setattr(torch.cuda, 'is_available', lambda: False)
+    line = inference_error([RETINANET_DEMO, 'none', image, '--device',
+                            'cuda', '--out-dir', str(tmp_path / 'out')])
+    assert line == ('error: --device cuda asked for, but torch sees no GPU; '
+                    'use --device cpu.')
+    assert not (tmp_path / 'out').exists()
+
+
+def test_group_norm_without_num_groups(tmp_path, image):
+    line = inference_error([
+        RETINANET_DEMO, 'none', image, '--out-dir', str(tmp_path / 'out'),
+        '--cfg-options', 'model.backbone.norm_cfg.type=GN'])
+    assert 'norm_cfg type GN (GroupNorm) needs num_groups' in line, line
+    assert '--cfg-options model.backbone.norm_cfg.num_groups=8' in line
+
+
+@pytest.mark.e2e
+def test_classes_for_a_segmentor(tmp_path, image):
+    """--classes names the segmentor's classes (before: mmseg's bare
+    assertion "The length of classes should be equal to palette" for any
+    number of names)."""
+    tool = load_tool('tools/inference.py')
+    summary = tool.main([SEMFPN_DEMO, 'none', image, '--out-dir',
+                         str(tmp_path / 'out'), '--classes', 'sky', 'disc',
+                         'box', 'wedge'])
+    assert summary['classes'] == ['sky', 'disc', 'box', 'wedge']
+    with open(summary['json']) as f:
+        assert json.load(f)['classes'] == ['sky', 'disc', 'box', 'wedge']
+    line = inference_error([SEMFPN_DEMO, 'none', image, '--out-dir',
+                            str(tmp_path / 'out2'), '--classes', 'a', 'b'])
+    assert 'The model predicts 4 classes but 2 class names' in line, line
+
+
+def test_imagenet_checkpoint_given_as_a_detector(tmp_path, image,
+                                                 official_checkpoint):
+    """The advice works on the demo configs, whose init_cfg=None a
+    --cfg-options model.backbone.init_cfg.* (the old advice) cannot merge
+    into."""
+    path, _ = official_checkpoint('s', wrap='state_dict')
+    line = inference_error([RETINANET_DEMO, path, image, '--out-dir',
+                            str(tmp_path / 'out')])
+    assert 'It looks like an ImageNet classifier checkpoint' in line, line
+    assert f'tools/train.py CONFIG --backbone-checkpoint {path}' in line
+    assert 'init_cfg' not in line

@@ -10,6 +10,7 @@ import json
 import os.path as osp
 
 import pytest
+import torch
 from mmengine.fileio import load as load_file
 from tool_artifacts import read, semfpn_amp  # noqa: F401
 
@@ -135,8 +136,9 @@ def test_tta_fallback_pipeline_on_the_learned_detector(learned_detector,
     """--tta on a config without tta_model/tta_pipeline: convmlp_mm's
     fallback (config/options.py enable_tta: the test pipeline with a
     flipped and a plain copy, merged by NMS) on the trained RetinaNet's
-    own checkpoint. Its config inherits mmdet's COCO-scale tta_pipeline;
-    the dump without it is what a config of its own would be."""
+    own checkpoint. Its config has a tta_pipeline at its own scale
+    (test_documented_flags.py); the dump without it is a config without
+    TTA settings."""
     from mmengine.config import Config
     cfg = Config.fromfile(osp.join(learned_detector['work_dir'],
                                    osp.basename(learned_detector['config'])))
@@ -215,13 +217,16 @@ def test_flags_map_to_the_config(coco_root, tmp_path):
         [RETINANET, '--data-root', coco_root, '--amp', '--resume',
          '--cfg-options', *detection_options(RETINANET)]))
     assert cfg.optim_wrapper.type == 'CPUAmpOptimWrapper'
-    assert cfg.resume is True and cfg.load_from is None
+    # --resume with no checkpoint in the work dir: a first run, as upstream.
+    assert cfg.resume is False and cfg.load_from is None
     assert cfg.work_dir == './work_dirs/retinanet_convmlp_s_fpn_1x_coco'
+    checkpoint = str(tmp_path / 'x.pth')
+    torch.save(dict(meta=dict(epoch=0, iter=0)), checkpoint)
     cfg = prepare_train_config(train_tool.parse_args(
-        [RETINANET, '--data-root', coco_root, '--resume', 'x.pth',
+        [RETINANET, '--data-root', coco_root, '--resume', checkpoint,
          '--work-dir', str(tmp_path), '--cfg-options',
          *detection_options(RETINANET)]))
-    assert (cfg.resume, cfg.load_from, cfg.work_dir) == (True, 'x.pth',
+    assert (cfg.resume, cfg.load_from, cfg.work_dir) == (True, checkpoint,
                                                          str(tmp_path))
     assert cfg.auto_scale_lr.enable is False
     with pytest.raises(ConfigError, match='no bfloat16 CPU kernels'):

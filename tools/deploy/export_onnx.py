@@ -52,8 +52,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
 def main(argv: Optional[Sequence[str]] = None) -> dict:
     args = parse_args(argv)
     # After parsing: --help answers before torch loads.
-    import torch
-
+    from convmlp_mm.checkpoint import save_checkpoint_atomically
     from convmlp_mm.deploy import (
         check_onnx,
         export_onnx,
@@ -69,7 +68,8 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
                         getattr(model, 'dataset_meta', None))
     if kind == 'two_stage':
         # The RoI heads run in PyTorch (docs/deployment.md).
-        torch.save(model.roi_head.state_dict(), roi_head_path(args.out))
+        save_checkpoint_atomically(model.roi_head.state_dict(),
+                                   roi_head_path(args.out))
     rows = check_onnx(model, args.out, [tuple(args.shape), second],
                       args.tolerance)
     for row in rows:

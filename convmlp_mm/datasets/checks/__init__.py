@@ -8,8 +8,10 @@ from convmlp_mm.datasets.checks.classes import (
     CLASS_LIST_FILE,
     class_list_path,
     coco_category_names,
+    coco_label_names,
     examples,
     read_class_list,
+    repeated_names,
 )
 from convmlp_mm.datasets.checks.coco import (
     FULL_CHECK_MAX_BYTES,
@@ -31,6 +33,7 @@ __all__ = [
     'CLASS_LIST_FILE', 'FULL_CHECK_MAX_BYTES', 'MAX_FILES_READ', 'CocoFiles',
     'ann_file_path', 'check_category_overlap', 'check_coco_content',
     'check_coco_json', 'check_image_file', 'check_seg_dataset',
-    'class_list_path', 'coco_category_names', 'dataset_paths', 'examples',
-    'is_remote', 'join_root', 'read_class_list'
+    'class_list_path', 'coco_category_names', 'coco_label_names',
+    'dataset_paths', 'examples', 'is_remote', 'join_root', 'read_class_list',
+    'repeated_names'
 ]

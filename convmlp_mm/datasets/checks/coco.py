@@ -4,10 +4,20 @@ their content (:func:`check_coco_content`) and against the classes a run
 trains (:func:`check_category_overlap`).
 
 mmdet's ``CocoDataset`` silently drops an object with an unknown category
-or a box under one pixel, and pycocotools fails with a bare ``KeyError`` on
-an annotation without ``area``. Here each is an :class:`AnnotationError`
-naming the file, the image or annotation id, what is wrong and the fix;
-objects that mmdet drops on purpose (empty boxes) are counted and printed.
+or a box under one pixel, and an image whose ``width`` or ``height`` is 0;
+pycocotools fails with a bare ``KeyError`` on an annotation without
+``area``; an empty ``annotations`` list ends in "need at least one array to
+concatenate", a ``file_name`` with ``../`` reads a file outside the data
+root, and an image of another size than its JSON says trains on boxes that
+miss its pixels. Here each is an :class:`AnnotationError` naming the file,
+the image or annotation id, what is wrong and the fix; objects that mmdet
+drops on purpose (empty boxes) are counted and printed.
+
+Every image's JSON entry is checked (no file is opened for it); which image
+files are opened, and how far, is :mod:`~convmlp_mm.datasets.checks.images`'
+rule: all exist, the first ``MAX_HEADERS_READ`` have their header read (the
+pixel limit, and their size against the JSON's), the first
+``MAX_FILES_READ`` their end.
 """
 import json
 import logging
@@ -130,7 +140,8 @@ class CocoFiles:
         return self._data[key]
 
     def category_names(self, path: str) -> List[str]:
-        """The category names of ``path``, by id (whatever its size)."""
+        """The category names of ``path`` in the file's order (whatever
+        its size)."""
         return coco_category_names(self.load(path, whole=True))
 
 
@@ -157,15 +168,62 @@ def _number(value) -> bool:
         and math.isfinite(value)
 
 
+def _inside(path: str, folder: str) -> bool:
+    """Whether ``path`` is ``folder`` or below it, by name (a symlink
+    inside the folder may lead elsewhere: a dataset folder often is one)."""
+    path, folder = osp.abspath(path), osp.abspath(folder)
+    return path == folder or path.startswith(folder.rstrip(osp.sep) +
+                                             osp.sep)
+
+
+def _check_image_entries(path: str, data: dict, img_dir: Optional[str],
+                         data_root: Optional[str]) -> None:
+    """Each entry of "images": a positive width and height, and (with
+    ``img_dir``) a file_name that stays inside the data root (inside
+    ``img_dir`` when that is not in the data root: an absolute prefix)."""
+    bound = data_root if data_root and img_dir is not None and \
+        _inside(img_dir, data_root) else img_dir
+    for img in data['images']:
+        where = f'{path}: image id {img["id"]} ({img["file_name"]!r})'
+        width, height = img['width'], img['height']
+        if not (_number(width) and _number(height) and width > 0 and
+                height > 0):
+            raise AnnotationError(
+                f'{where} has width {width!r} and height {height!r}; both '
+                'must be positive numbers of pixels (mmdet would drop the '
+                'image and its objects without a word). Set them to the '
+                'image file\'s width and height.')
+        if img_dir is None or not bound:
+            continue
+        file = osp.join(img_dir, str(img['file_name']))
+        if not _inside(file, bound):
+            raise AnnotationError(
+                f'{where}: its file_name leads outside the data root '
+                f'{bound}, to {osp.normpath(file)}, which mmdet would read. '
+                f'Give file names relative to {img_dir} that stay inside '
+                'it (no "../", no absolute path), and copy or link the '
+                'image into the dataset.')
+
+
 def check_coco_content(path: str, data: Optional[dict] = None,
-                       img_dir: Optional[str] = None) -> Dict[str, int]:
-    """Check a COCO instances file's content (ids, categories, boxes, areas)
-    and, with ``img_dir``, its image files. ``data``: the parsed file (read
-    from ``path`` when not given). Returns counts; raises
+                       img_dir: Optional[str] = None,
+                       data_root: Optional[str] = None) -> Dict[str, int]:
+    """Check a COCO instances file's content (ids, image sizes, file names,
+    categories, boxes, areas) and, with ``img_dir``, its image files (sizes
+    from their headers against the JSON's). ``data``: the parsed file (read
+    from ``path`` when not given); ``data_root``: the folder no file_name
+    may leave (``img_dir`` when not given). Returns counts; raises
     :class:`AnnotationError` naming ``path`` and the id."""
     if data is None:
         data = _parse(path)
     fix = ' Fix the annotation file (or regenerate it).'
+    if not data['annotations']:
+        raise AnnotationError(
+            f'{path} has no objects ("annotations": []): mmdet would drop '
+            'every image in training, which then fails with "need at least '
+            'one array to concatenate", and there is nothing to score. '
+            'Point the config at the file with the annotations, or add '
+            'them.')
     image_ids = Counter(img.get('id') for img in data['images'])
     ann_ids = Counter(a.get('id') for a in data['annotations'])
     for ids, what, consequence in (
@@ -179,6 +237,7 @@ def check_coco_content(path: str, data: Optional[dict] = None,
                 f'{path}: {what} id {repeated[0]} appears '
                 f'{ids[repeated[0]]} times' +
                 consequence.format(len(repeated)) + fix)
+    _check_image_entries(path, data, img_dir, data_root)
     categories = {c['id'] for c in data['categories']}
     empty = []
     for ann in data['annotations']:
@@ -221,10 +280,14 @@ def check_coco_content(path: str, data: Optional[dict] = None,
             f'{examples(empty)}).', logger='current',
             level=logging.WARNING)
     if img_dir is not None:
-        for index, img in enumerate(data['images']):
+        for index, img in enumerate(images.with_progress(
+                data['images'], f'image files of {path}')):
             images.check_image_file(
                 osp.join(img_dir, str(img['file_name'])),
                 f'{path}: image id {img["id"]}',
-                read=index < images.MAX_FILES_READ)
+                read=index < images.MAX_FILES_READ,
+                header=index < images.MAX_HEADERS_READ,
+                expected_size=(img['width'], img['height']),
+                expected_from='its JSON entry')
     return dict(images=len(image_ids), annotations=len(ann_ids),
                 dropped=len(empty))

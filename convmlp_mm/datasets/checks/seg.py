@@ -1,13 +1,18 @@
 """mmseg image/mask folders: mmseg's dataset silently skips images of
 another suffix, and masks with labels outside the classes fail deep inside
-the loss. :func:`check_seg_dataset` says which file is wrong and how."""
+the loss. :func:`check_seg_dataset` says which file is wrong and how.
+
+Which files are opened, and how far, is
+:mod:`~convmlp_mm.datasets.checks.images`' rule: every image and mask
+exists; the first ``MAX_HEADERS_READ`` pairs have their headers read (the
+pixel limit, a mask of its image's size); the first ``MAX_FILES_READ``
+pairs also have their ends read and their masks' labels checked."""
 import os
 import os.path as osp
 from typing import Dict, Iterator, Optional
 
 import cv2
 import numpy as np
-from PIL import Image
 
 from convmlp_mm.datasets.checks import images
 from convmlp_mm.datasets.checks.classes import examples
@@ -58,29 +63,33 @@ def check_seg_dataset(img_dir: str, ann_dir: str, img_suffix: str = '.jpg',
             'would skip them silently. Convert them to '
             f'{img_suffix}, or set {name}.img_suffix to their suffix.')
     scored = 0
-    for index, rel in enumerate(found):
+    for index, rel in enumerate(images.with_progress(
+            found, f'{name} images and masks')):
         img_path = osp.join(img_dir, rel)
         mask_path = osp.join(ann_dir, rel[:-len(img_suffix)] +
                              seg_map_suffix)
         read = index < images.MAX_FILES_READ
-        images.check_image_file(img_path, f'{name} image', read=read)
-        images.check_image_file(mask_path, f'{name} mask of {img_path}',
-                                read=read)
+        header = index < images.MAX_HEADERS_READ
+        # Sizes from the headers (nothing decoded yet): the pixel limit
+        # comes before cv2 decodes a mask.
+        img_size = images.check_image_file(img_path, f'{name} image',
+                                           read=read, header=header)
+        mask_size = images.check_image_file(
+            mask_path, f'{name} mask of {img_path}', read=read,
+            header=header)
+        if img_size and mask_size and mask_size != img_size:
+            raise AnnotationError(
+                f'{name}: mask {mask_path} is {mask_size[0]}x'
+                f'{mask_size[1]} but its image {img_path} is '
+                f'{img_size[0]}x{img_size[1]}; a mask must have its '
+                'image\'s size.')
         if not read:
             continue
-        with Image.open(img_path) as img:
-            img_size = img.size
         mask = cv2.imread(mask_path, cv2.IMREAD_UNCHANGED)
         if mask is None or mask.ndim != 2:
             raise AnnotationError(
                 f'{name}: mask {mask_path} is not a single-channel label '
                 'image (one class id per pixel).')
-        if (mask.shape[1], mask.shape[0]) != img_size:
-            raise AnnotationError(
-                f'{name}: mask {mask_path} is {mask.shape[1]}x'
-                f'{mask.shape[0]} but its image {img_path} is '
-                f'{img_size[0]}x{img_size[1]}; a mask must have its '
-                'image\'s size.')
         labels = _train_labels(mask, reduce_zero_label)
         if num_classes is not None:
             bad = [int(v) for v in labels

@@ -8,7 +8,10 @@ The loss alone is not enough: the update after the last finite loss can
 break the weights, and a checkpoint saved right then would hold them. So
 the weights are checked too, when a checkpoint is about to be written, and
 "the last good checkpoint" is the newest file on disk whose weights are
-all finite.
+all finite and none above ``LARGEST_SANE_WEIGHT`` (1e6) in magnitude
+(BatchNorm running statistics aside): a run on its way to a NaN passes
+through finite but absurd weights (1e30), and a checkpoint of those is no
+place to resume from.
 """
 import glob
 import math
@@ -20,9 +23,11 @@ from mmengine.registry import HOOKS
 from mmengine.runner import EpochBasedTrainLoop
 
 from convmlp_mm.checkpoint import (
+    LARGEST_SANE_WEIGHT,
     PARTIAL_SUFFIX,
     extract_state_dict,
     non_finite_keys,
+    oversized_keys,
     safe_torch_load,
 )
 from convmlp_mm.errors import CheckpointError, NonFiniteLossError
@@ -30,7 +35,8 @@ from convmlp_mm.errors import CheckpointError, NonFiniteLossError
 
 def last_finite_checkpoint(runner) -> Optional[str]:
     """The newest checkpoint in the run's checkpoint folder whose weights
-    are all finite (each candidate is read, newest first)."""
+    are all finite and sane (see the module's docstring; each candidate is
+    read, newest first)."""
     last = runner.message_hub.get_info('last_ckpt')
     folder = osp.dirname(last) if last else runner.work_dir
     files = [f for f in glob.glob(osp.join(glob.escape(folder), '*.pth'))
@@ -40,7 +46,7 @@ def last_finite_checkpoint(runner) -> Optional[str]:
             state = extract_state_dict(safe_torch_load(path, path), path)
         except (CheckpointError, ValueError):
             continue
-        if not non_finite_keys(state):
+        if not non_finite_keys(state) and not oversized_keys(state):
             return path
     return None
 
@@ -55,8 +61,9 @@ def _where(runner, batch_idx: Optional[int] = None) -> str:
 
 def _advice(last: Optional[str]) -> str:
     if not last:
-        return ('No checkpoint with finite weights was saved yet. Lower the '
-                'learning rate or enable gradient clipping '
+        return ('No checkpoint with good weights (all finite, none above '
+                f'{LARGEST_SANE_WEIGHT:g} in magnitude) was saved yet. Lower '
+                'the learning rate or enable gradient clipping '
                 '(optim_wrapper.clip_grad) and start again.')
     return (f'The last good checkpoint is {last}. Enable gradient clipping '
             '(optim_wrapper.clip_grad) and continue with --resume '

@@ -26,10 +26,11 @@ from mmengine.registry import HOOKS
 from convmlp_mm.checkpoint import commit_checkpoint
 from convmlp_mm.engine.hooks.atomic_checkpoint_hook import checkpoint_bytes
 
-# sysexits.h EX_TEMPFAIL, "try again later": not 0 (Slurm and Kubernetes
-# would call the job done), not 128 + a signal number (a process killed
-# before it could save reports that), not 1 (a crash).
-PREEMPTED_EXIT_CODE = 75
+# The exit status and the start-up handler this hook takes over from live
+# in the light module the tools import before torch (tools/train.py).
+from convmlp_mm_cli import PREEMPTED_EXIT_CODE, end_startup_signals
+
+__all__ = ['PREEMPTED_EXIT_CODE', 'PreemptionHook']
 
 
 @HOOKS.register_module()
@@ -83,10 +84,20 @@ class PreemptionHook(Hook):
             runner.logger.warning('PreemptionHook: not in the main thread, '
                                   'no signal handler installed.')
             return
+        # From here on a signal saves; the handler that stopped the start-up
+        # (nothing to save then) is not the one to put back after training.
+        end_startup_signals()
         for signum in self.signals:
             self._previous[signum] = signal.signal(signum, self._handle)
 
     def after_train(self, runner) -> None:
+        self.restore_signals()
+
+    def restore_signals(self) -> None:
+        """Put back the handlers :meth:`before_train` replaced. Also called
+        by ``ConvMLPRunner.train`` when a run ends otherwise (a preemption's
+        exit, an error), where ``after_train`` never comes: a process that
+        goes on (a notebook, a test) must not keep this run's handlers."""
         for signum, handler in self._previous.items():
             signal.signal(signum, handler)
         self._previous.clear()

@@ -135,7 +135,7 @@ class ConvMLPBase(BaseModule):
                 f'(-1 freezes nothing), got {frozen_stages}.')
         self.frozen_stages = frozen_stages
         self.norm_eval = norm_eval
-        self.norm_cfg = norm_cfg
+        self.norm_cfg = self._check_norm_cfg(norm_cfg)
         self.with_cp = with_cp
         self.out_channels = [channels] + list(dims[:2]) + [dims[2]]
         if mlp_impl not in MLP_IMPLS:
@@ -178,6 +178,20 @@ class ConvMLPBase(BaseModule):
             if name in cls.arguments_of_others:
                 message += f' "{name}" {cls.arguments_of_others[name]}.'
         return message
+
+    @classmethod
+    def _check_norm_cfg(cls, norm_cfg: dict) -> dict:
+        # mmcv's build_norm_layer asserts num_groups with no message.
+        if isinstance(norm_cfg, dict) and norm_cfg.get('type') == 'GN':
+            groups = norm_cfg.get('num_groups')
+            if isinstance(groups, bool) or not isinstance(groups, int) or \
+                    groups < 1:
+                raise ValueError(
+                    f'{cls.__name__} norm_cfg type GN (GroupNorm) needs '
+                    f'num_groups, a positive integer dividing every width '
+                    f'(got {groups!r}); add it, e.g. --cfg-options '
+                    'model.backbone.norm_cfg.num_groups=8.')
+        return norm_cfg
 
     @classmethod
     def _check_out_indices(cls, out_indices: Sequence[int]) -> List[int]:

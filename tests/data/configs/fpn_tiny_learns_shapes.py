@@ -1,6 +1,7 @@
 # A Semantic FPN-ConvMLP of 0.1M backbone parameters that learns the built-in
-# shapes (64 images of 64x64) in about 16 s on one thread: mIoU 0.871-0.877 over
-# seeds 0-3 (0.873 with seed 0). tests/conftest.py trains it once per test run.
+# shapes (64 images of 64x64) in about 16 s on one thread: mIoU 0.871-0.877
+# over seeds 0-3 (0.873 with seed 0). tests/conftest.py trains it once per
+# test run.
 _base_ = '../../../configs/demo/fpn_convmlp_s_demo_shapes.py'
 
 crop_size = (64, 64)
