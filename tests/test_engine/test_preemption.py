@@ -91,6 +91,25 @@ def runner(work_dir, by_epoch, hooks=(), workers=0, seed=0):
         resume=True)
 
 
+def end_loader_workers(run) -> None:
+    """Stop ``run``'s DataLoader worker processes now. Left to garbage
+    collection, a run stopped mid-epoch has workers blocked on a full result
+    queue, and torch's ``_shutdown_workers`` waits 5 s for each before it
+    terminates them, in whatever test happens to collect them (seen as 10
+    to 40 s stalls of unrelated tests in the suite)."""
+    from torch.utils.data import _utils
+    iterator = getattr(run.train_dataloader, '_iterator', None)
+    if iterator is None or not getattr(iterator, '_workers', None):
+        return
+    if iterator._worker_pids_set:  # else torch's SIGCHLD check raises
+        _utils.signal_handling._remove_worker_pids(id(iterator))
+        iterator._worker_pids_set = False
+    for worker in iterator._workers:
+        worker.kill()
+        worker.join()
+    iterator._shutdown_workers()  # the joins return at once now
+
+
 def max_abs_diff(a, b):
     return max((a[k] - b[k]).abs().max().item() for k in a)
 
@@ -110,6 +129,7 @@ def test_signal_saves_the_iteration_and_resume_is_exact(
     interrupted = runner(work_dir, by_epoch, [SignalAt(5)], workers)
     with pytest.raises(SystemExit) as stop:
         interrupted.train()
+    end_loader_workers(interrupted)
     assert stop.value.code == PREEMPTED_EXIT_CODE == 75
     saved = work_dir / 'preempted_iter_6.pth'
     assert (work_dir / 'last_checkpoint').read_text() == str(saved)
@@ -128,6 +148,8 @@ def test_signal_saves_the_iteration_and_resume_is_exact(
     diff = max_abs_diff(uninterrupted.model.state_dict(),
                         resumed.model.state_dict())
     print(f'max abs weight difference after the signal + resume: {diff}')
+    for run in (uninterrupted, resumed):
+        end_loader_workers(run)
     assert diff <= 1e-6
 
 
