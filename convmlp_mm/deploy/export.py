@@ -14,7 +14,7 @@ import os.path as osp
 import sys
 import time
 import warnings
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -125,13 +125,15 @@ def _json_safe(meta: dict) -> dict:
 def export_onnx(model: nn.Module, out: str,
                 shape: Sequence[int] = (320, 320),
                 dataset_meta: Optional[dict] = None,
-                opset: int = 20) -> List[str]:
+                opset: int = 20,
+                check: Optional[Callable[[str], None]] = None) -> List[str]:
     """Write ``model``'s network (see :class:`ExportNetwork`) to ``out``
     with dynamic height and width, traced at ``shape`` (H, W). Weights are
     embedded in the file (one file; ONNX Runtime's quantization reads it),
     written crash-safely (a ``.partial`` renamed into place; a full disk is
-    a :class:`~convmlp_mm.errors.DiskFullError`). Returns the output
-    names."""
+    a :class:`~convmlp_mm.errors.DiskFullError`). ``check(partial)`` runs
+    on the written file before it takes ``out``'s name: a check that
+    raises leaves ``out`` as it was. Returns the output names."""
     network = ExportNetwork(model).eval()
     names = network.output_names()
     x = torch.randn(1, 3, *shape)
@@ -168,6 +170,8 @@ def export_onnx(model: nn.Module, out: str,
             entry = proto.metadata_props.add()
             entry.key, entry.value = f'convmlp_mm.{key}', value
         onnx.save(proto, partial)
+        if check is not None:
+            check(partial)
 
     # As checkpoints are: never a truncated .onnx under its final name.
     write_atomically(write, out, lambda: tensor_bytes(network.state_dict()))
@@ -177,13 +181,14 @@ def export_onnx(model: nn.Module, out: str,
 def check_onnx(model: nn.Module, path: str,
                sizes: Sequence[Tuple[int, int]],
                tolerance: float = DEFAULT_TOLERANCE,
-               seed: int = 0) -> List[Dict]:
+               seed: int = 0, name: Optional[str] = None) -> List[Dict]:
     """The ONNX checker on ``path``, then ONNX Runtime (CPU) against
     PyTorch on a random input at each of ``sizes``. Returns one row per
     size (``size``, ``max_abs``, ``max_rel``: largest |difference| over the
     largest |PyTorch output|); raises :class:`ExportError` when a size is
-    above ``tolerance``."""
+    above ``tolerance``, naming ``name`` (default: ``path``)."""
     import onnx
+    name = name or path
     onnx.checker.check_model(path, full_check=True)
     session = OrtNetwork(path)
     network = ExportNetwork(model).eval()
@@ -200,7 +205,7 @@ def check_onnx(model: nn.Module, path: str,
         for ref, out in zip(expected, got):
             if ref.shape != out.shape:
                 raise ExportError(
-                    f'{path}: at {size[0]}x{size[1]} ONNX Runtime gives '
+                    f'{name}: at {size[0]}x{size[1]} ONNX Runtime gives '
                     f'shape {out.shape}, PyTorch {ref.shape}.')
             diff = float(np.abs(ref - out).max()) if ref.size else 0.0
             scale = float(np.abs(ref).max()) if ref.size else 1.0
@@ -210,7 +215,7 @@ def check_onnx(model: nn.Module, path: str,
         progress.update()
         if max_rel > tolerance:
             raise ExportError(
-                f'{path}: ONNX Runtime differs from PyTorch at '
+                f'{name}: ONNX Runtime differs from PyTorch at '
                 f'{size[0]}x{size[1]} by {max_abs:.3g} ({max_rel:.3g} of '
                 f'the output range, tolerance {tolerance:g}).')
     print()  # the progress bar's line ends

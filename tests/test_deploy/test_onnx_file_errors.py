@@ -193,3 +193,26 @@ def test_export_that_does_not_fit_leaves_no_onnx(tmp_path):
     assert 'the unfinished convmlp.onnx.partial was removed' in message
     assert os.listdir(tmp_path) == ['convmlp.onnx']
     assert out.read_bytes() == b'the previous export'
+
+
+@pytest.mark.e2e
+def test_export_that_fails_its_check_leaves_the_previous_file(tmp_path):
+    """The parity check runs on the .partial: a graph that differs from
+    PyTorch by more than the tolerance (here any difference at all) never
+    stands under the output's name."""
+    from convmlp_mm.deploy import check_onnx
+    from convmlp_mm.errors import ExportError
+    model = ConvMLP(arch=TINY, drop_path_rate=0.0).eval()
+    out = tmp_path / 'convmlp.onnx'
+    out.write_bytes(b'the previous export')
+
+    def exact(partial):
+        check_onnx(model, partial, [(64, 64)], tolerance=-1.0,
+                   name=str(out))
+
+    with pytest.raises(ExportError) as info:
+        export_onnx(model, str(out), (64, 64), check=exact)
+    assert str(info.value).startswith(
+        f'{out}: ONNX Runtime differs from PyTorch at 64x64')
+    assert os.listdir(tmp_path) == ['convmlp.onnx']
+    assert out.read_bytes() == b'the previous export'
